@@ -1,0 +1,1 @@
+"""The local Kubernetes control plane that cronfleet's tests and demo run on."""

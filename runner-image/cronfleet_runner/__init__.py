@@ -1,0 +1,1 @@
+"""The shared runner of cronfleet Schedules."""

@@ -1,0 +1,86 @@
+"""The session's cluster: the real local control plane, or the one named by
+``CRONFLEET_TEST_KUBECONFIG``. Every test gets a namespace of its own."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cronfleet_devcluster.binaries import cached_binaries, ensure_binaries
+from cronfleet_devcluster.controlplane import ControlPlane
+from cronfleet_devcluster.kube import NAMESPACES, SERVICEACCOUNTS, Kube
+from cronfleet_devcluster.testing import eventually
+
+
+@dataclass
+class Cluster:
+    kubeconfig: Path
+    kube: Kube
+    kubectl_path: str
+    plane: ControlPlane | None  # None when the tests run against another cluster
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [self.kubectl_path, "--kubeconfig", str(self.kubeconfig), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=120,
+        )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    external = os.environ.get("CRONFLEET_TEST_KUBECONFIG")
+    if external:
+        kubectl = shutil.which("kubectl") or str(cached_binaries().kubectl)
+        yield Cluster(Path(external), Kube.from_kubeconfig(external), kubectl, None)
+        return
+    # No skip on failure: a control plane that cannot start fails every test
+    # with the reason, so a broken environment never passes as green.
+    binaries = ensure_binaries()
+    plane = ControlPlane(directory=tmp_path_factory.mktemp("cluster"), binaries=binaries)
+    plane.start()
+    try:
+        yield Cluster(
+            plane.kubeconfig, Kube.from_kubeconfig(plane.kubeconfig), str(binaries.kubectl), plane
+        )
+    finally:
+        plane.stop()
+
+
+@pytest.fixture
+def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    base = request.node.name.lower().replace("_", "-")
+    base = "".join(ch for ch in base if ch.isalnum() or ch == "-").strip("-")[:40]
+    name = f"{base}-{uuid.uuid4().hex[:5]}"
+    labels: dict[str, Any] = {"cronfleet.io/test": "true"}
+    cluster.kube.create(
+        NAMESPACES,
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}},
+    )
+    # Pods are admitted only once the namespace's default ServiceAccount exists.
+    eventually(
+        lambda: cluster.kube.get_or_none(SERVICEACCOUNTS, "default", name),
+        timeout=30,
+        what=f"default ServiceAccount in {name}",
+    )
+    yield name
+    cluster.kube.delete(NAMESPACES, name)
