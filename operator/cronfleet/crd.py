@@ -1,0 +1,236 @@
+"""Generate the Schedule CRD from the pydantic models (``make crds``).
+
+The API server needs a *structural* schema: every node typed, no ``$ref``,
+no ``anyOf`` for optional values. This module turns the models' JSON schema
+into that form and adds what only Kubernetes knows about: defaults that the
+API server applies, CEL validations, printer columns and the status
+subresource.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cronfleet.models import GROUP, KIND, PLURAL, VERSION, ScheduleSpec, ScheduleStatus
+
+CRD_PATH = Path(__file__).resolve().parents[2] / "crds" / f"{PLURAL}.{GROUP}.yaml"
+
+Schema = dict[str, Any]
+
+_KEPT_KEYWORDS = (
+    "type",
+    "description",
+    "default",
+    "enum",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+    "format",
+    "required",
+    "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-validations",
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
+)
+
+# Validations the API server enforces at apply time, beyond types and ranges.
+_VALIDATIONS: dict[str, list[dict[str, str]]] = {
+    "Backoff": [
+        {
+            # Written with has(): the API server also checks the `{}` default itself.
+            "rule": "!has(self.maxDelaySeconds) || !has(self.initialDelaySeconds) || "
+            "self.maxDelaySeconds >= self.initialDelaySeconds",
+            "message": "retry.backoff.maxDelaySeconds must be at least initialDelaySeconds",
+        }
+    ],
+}
+
+_ENV_VAR_ITEM: Schema = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "description": "Variable name."},
+        "value": {"type": "string", "description": "Literal value; $(VAR) references expand."},
+        "valueFrom": {
+            "type": "object",
+            "description": "Source of the value: secretKeyRef, configMapKeyRef, fieldRef, ...",
+            "x-kubernetes-preserve-unknown-fields": True,
+        },
+    },
+    "x-kubernetes-validations": [
+        {
+            "rule": "!(has(self.value) && has(self.valueFrom))",
+            "message": "an env entry sets either value or valueFrom, not both",
+        }
+    ],
+}
+
+
+def _resolve(node: Any, definitions: dict[str, Schema]) -> Any:
+    if isinstance(node, list):
+        return [_resolve(item, definitions) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[-1]
+        merged = {**definitions[name], **{k: v for k, v in node.items() if k != "$ref"}}
+        resolved = _resolve(merged, definitions)
+        if name in _VALIDATIONS:
+            resolved["x-kubernetes-validations"] = _VALIDATIONS[name]
+        return resolved
+    return {key: _resolve(value, definitions) for key, value in node.items()}
+
+
+def _structural(node: Schema) -> Schema:
+    """Reduce one resolved JSON-schema node to what a structural schema allows."""
+    any_of = node.get("anyOf")
+    if any_of:
+        # `X | None` becomes X: absent means unset, and the API server does not
+        # store nulls for fields without `nullable`.
+        options = [option for option in any_of if option.get("type") != "null"]
+        if len(options) != 1:
+            raise ValueError(f"cannot express a union in a structural schema: {any_of}")
+        outer = {key: value for key, value in node.items() if key != "anyOf"}
+        node = {**options[0], **outer}
+    out: Schema = {key: node[key] for key in _KEPT_KEYWORDS if key in node}
+    if node.get("default") is None:
+        out.pop("default", None)
+    if "exclusiveMinimum" in node:
+        out["minimum"] = node["exclusiveMinimum"]
+        out["exclusiveMinimum"] = True
+    kind = node.get("type")
+    if kind == "object":
+        properties = node.get("properties")
+        additional = node.get("additionalProperties")
+        if properties:
+            out["properties"] = {name: _structural(child) for name, child in properties.items()}
+        elif isinstance(additional, dict) and additional:
+            out["additionalProperties"] = _structural(additional)
+        elif not out.get("x-kubernetes-preserve-unknown-fields"):
+            out["x-kubernetes-preserve-unknown-fields"] = True
+    elif kind == "array":
+        items = node.get("items")
+        out["items"] = _structural(items) if isinstance(items, dict) else {"type": "object"}
+        if out["items"].get("type") == "object" and "properties" not in out["items"]:
+            out["items"].setdefault("x-kubernetes-preserve-unknown-fields", True)
+    if "description" not in out and "title" in node:
+        out["description"] = node["title"]
+    return out
+
+
+def model_schema(model: type[Any]) -> Schema:
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    definitions = raw.pop("$defs", {})
+    resolved = _resolve(raw, definitions)
+    if model.__name__ in _VALIDATIONS:
+        resolved["x-kubernetes-validations"] = _VALIDATIONS[model.__name__]
+    return _structural(resolved)
+
+
+def spec_schema() -> Schema:
+    schema = model_schema(ScheduleSpec)
+    schema["properties"]["env"]["items"] = _ENV_VAR_ITEM
+    return schema
+
+
+def status_schema() -> Schema:
+    return model_schema(ScheduleStatus)
+
+
+PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Schedule", "type": "string", "jsonPath": ".spec.cron"},
+    {"name": "TimeZone", "type": "string", "jsonPath": ".spec.timeZone"},
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Last Run", "type": "date", "jsonPath": ".status.lastRunTime"},
+    # A date column would render a future time as "<invalid>": show the timestamp.
+    {"name": "Next Run", "type": "string", "jsonPath": ".status.nextRunTime"},
+    {"name": "Retries", "type": "integer", "jsonPath": ".status.retryCount"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {"name": "Task", "type": "string", "jsonPath": ".spec.task", "priority": 1},
+    {
+        "name": "Last Result",
+        "type": "string",
+        "jsonPath": ".status.history[0].result",
+        "priority": 1,
+    },
+]
+
+
+def render() -> dict[str, Any]:
+    spec = spec_schema()
+    status = status_schema()
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{PLURAL}.{GROUP}",
+            "labels": {"app.kubernetes.io/name": "cronfleet"},
+        },
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": KIND.lower(),
+                "shortNames": ["sched"],
+                "categories": ["cronfleet"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": (
+                                "A Schedule runs a task of cronfleet's shared runner image on a "
+                                "cron schedule, as a native CronJob, with retries, run history, "
+                                "events and metrics."
+                            ),
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec,
+                                "status": status,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def render_yaml() -> str:
+    header = "# Generated from operator/cronfleet/models.py by `make crds`; do not edit.\n"
+    return header + yaml.safe_dump(render(), sort_keys=False, width=100)
+
+
+def main() -> None:
+    text = render_yaml()
+    if "--check" in sys.argv:
+        if not CRD_PATH.exists() or CRD_PATH.read_text() != text:
+            print(f"{CRD_PATH} is out of date: run `make crds`", file=sys.stderr)
+            sys.exit(1)
+        return
+    CRD_PATH.write_text(text)
+    print(f"wrote {CRD_PATH}")
+
+
+if __name__ == "__main__":
+    main()

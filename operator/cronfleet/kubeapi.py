@@ -1,0 +1,172 @@
+"""The operator's writes to the Kubernetes API, as plain JSON over aiohttp.
+
+kopf watches; this client acts (server-side apply of CronJobs, status
+patches, events). It authenticates with the credentials kopf logged in with,
+and logs in again once when the API server answers 401 (rotated tokens).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import tempfile
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import kopf
+
+FIELD_MANAGER = "cronfleet"
+APPLY_PATCH = "application/apply-patch+yaml"
+MERGE_PATCH = "application/merge-patch+json"
+
+Login = Callable[[], Awaitable[kopf.ConnectionInfo]]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, body: Any, method: str, path: str) -> None:
+        self.status = status
+        self.body = body
+        self.reason = body.get("reason", "") if isinstance(body, dict) else ""
+        self.message = str(body.get("message", "")) if isinstance(body, dict) else str(body)
+        super().__init__(f"{method} {path}: {status} {self.reason}: {self.message}")
+
+
+def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext:
+    if info.ca_data:
+        data = info.ca_data
+        text = data.decode() if isinstance(data, bytes) else data
+        if "BEGIN CERTIFICATE" not in text:
+            text = base64.b64decode(text).decode()
+        context = ssl.create_default_context(cadata=text)
+    else:
+        context = ssl.create_default_context(cafile=info.ca_path or None)
+    if info.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    cert, key = info.certificate_path, info.private_key_path
+    if info.certificate_data and info.private_key_data:
+        cert = _to_file(info.certificate_data, ".crt")
+        key = _to_file(info.private_key_data, ".key")
+    if cert and key:
+        context.load_cert_chain(cert, key)
+    return context
+
+
+def _to_file(data: str | bytes, suffix: str) -> str:
+    raw = data if isinstance(data, bytes) else data.encode()
+    if b"-----BEGIN" not in raw:
+        raw = base64.b64decode(raw)
+    with tempfile.NamedTemporaryFile(prefix="cronfleet-", suffix=suffix, delete=False) as handle:
+        handle.write(raw)
+    return handle.name
+
+
+class KubeApi:
+    def __init__(self, login: Login) -> None:
+        self._login = login
+        self._info: kopf.ConnectionInfo | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.requests = 0  # every request sent, for metrics and benchmarks
+
+    async def _connect(self, fresh: bool = False) -> tuple[aiohttp.ClientSession, str]:
+        if self._session is None or fresh:
+            if self._session is not None:
+                await self._session.close()
+            self._info = await self._login()
+            connector = aiohttp.TCPConnector(ssl=_ssl_context(self._info), limit=32)
+            headers = {"Accept": "application/json", **self._info.as_http_headers()}
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=30),
+            )
+        assert self._info is not None
+        return self._session, self._info.server.rstrip("/")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        for attempt in range(2):
+            session, server = await self._connect(fresh=attempt > 0)
+            url = server + path + ("?" + urlencode(query) if query else "")
+            data = None if body is None else json.dumps(body)
+            headers = {"Content-Type": content_type} if body is not None else {}
+            self.requests += 1
+            async with session.request(method, url, data=data, headers=headers) as response:
+                text = await response.text()
+                if response.status == 401 and attempt == 0:
+                    continue  # credentials rotated: log in again once
+                try:
+                    parsed = json.loads(text) if text else {}
+                except json.JSONDecodeError:
+                    parsed = text
+                if response.status >= 400:
+                    raise ApiError(response.status, parsed, method, path)
+                return parsed
+        raise AssertionError("unreachable")
+
+    async def get_or_none(self, path: str) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = await self.request("GET", path)
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+        return result
+
+    async def apply(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply as the `cronfleet` field manager, taking over conflicts."""
+        result: dict[str, Any] = await self.request(
+            "PATCH",
+            path,
+            dict(body),
+            query={"fieldManager": FIELD_MANAGER, "force": "true"},
+            content_type=APPLY_PATCH,
+        )
+        return result
+
+    async def merge_patch(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request(
+            "PATCH",
+            path,
+            dict(body),
+            query={"fieldManager": FIELD_MANAGER},
+            content_type=MERGE_PATCH,
+        )
+        return result
+
+    async def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request(
+            "POST", path, dict(body), query={"fieldManager": FIELD_MANAGER}
+        )
+        return result
+
+
+def schedule_path(namespace: str, name: str, sub: str = "") -> str:
+    base = f"/apis/cronfleet.io/v1alpha1/namespaces/{namespace}/schedules/{name}"
+    return f"{base}/{sub}" if sub else base
+
+
+def cronjob_path(namespace: str, name: str) -> str:
+    return f"/apis/batch/v1/namespaces/{namespace}/cronjobs/{name}"
+
+
+def service_account_path(namespace: str, name: str) -> str:
+    return f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}"
+
+
+def events_path(namespace: str) -> str:
+    return f"/api/v1/namespaces/{namespace}/events"

@@ -1,0 +1,190 @@
+"""The objects a Schedule becomes: its CronJob and the Job template inside it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cronfleet.config import OperatorConfig
+from cronfleet.models import API_VERSION, KIND, RunTrigger, ScheduleSpec
+from cronfleet.naming import (
+    ATTEMPT_ANNOTATION,
+    TRIGGER_ANNOTATION,
+    cronjob_name,
+    labels,
+)
+
+Manifest = dict[str, Any]
+
+RUNNER_CONTAINER = "runner"
+PERMANENT_FAILURE_EXIT_CODE = 2
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+
+
+def owner_reference(name: str, uid: str) -> Manifest:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def runner_env(
+    namespace: str, name: str, spec: ScheduleSpec, trigger: RunTrigger, attempt: int
+) -> list[Manifest]:
+    """The runner contract's variables, then the user's own."""
+    contract: list[Manifest] = [
+        {"name": "CRONFLEET_TASK", "value": spec.task},
+        {"name": "CRONFLEET_PARAMS", "value": json.dumps(spec.params, separators=(",", ":"))},
+        {"name": "CRONFLEET_SCHEDULE", "value": f"{namespace}/{name}"},
+        {
+            "name": "CRONFLEET_RUN",
+            "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{JOB_NAME_LABEL}']"}},
+        },
+        {"name": "CRONFLEET_TRIGGER", "value": trigger.value},
+        {"name": "CRONFLEET_ATTEMPT", "value": str(attempt)},
+    ]
+    return contract + list(spec.env or [])
+
+
+def pod_template(
+    namespace: str,
+    name: str,
+    spec: ScheduleSpec,
+    config: OperatorConfig,
+    trigger: RunTrigger,
+    attempt: int,
+) -> Manifest:
+    container: Manifest = {
+        "name": RUNNER_CONTAINER,
+        "image": config.runner_image,
+        "imagePullPolicy": config.runner_pull_policy,
+        "env": runner_env(namespace, name, spec, trigger, attempt),
+        # The runner writes its summary there; on a crash the log tail stands in.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if spec.env_from:
+        container["envFrom"] = list(spec.env_from)
+    if spec.resources:
+        container["resources"] = dict(spec.resources)
+    pod: Manifest = {
+        "restartPolicy": "Never",
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": config.runner_uid,
+            "runAsGroup": config.runner_uid,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        # A read-only root filesystem still needs somewhere to write.
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
+    }
+    if spec.service_account_name:
+        pod["serviceAccountName"] = spec.service_account_name
+    else:
+        # Tasks do not talk to the Kubernetes API unless a team grants an account.
+        pod["automountServiceAccountToken"] = False
+    if spec.node_selector:
+        pod["nodeSelector"] = dict(spec.node_selector)
+    if spec.tolerations:
+        pod["tolerations"] = list(spec.tolerations)
+    if spec.priority_class_name:
+        pod["priorityClassName"] = spec.priority_class_name
+    return {"metadata": {"labels": labels(name)}, "spec": pod}
+
+
+def job_spec(
+    namespace: str,
+    name: str,
+    spec: ScheduleSpec,
+    config: OperatorConfig,
+    trigger: RunTrigger,
+    attempt: int,
+) -> Manifest:
+    return {
+        # Retries belong to the operator, where they are visible and delayed.
+        "backoffLimit": 0,
+        "activeDeadlineSeconds": spec.timeout_seconds,
+        "podFailurePolicy": {
+            "rules": [
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {
+                        "containerName": RUNNER_CONTAINER,
+                        "operator": "In",
+                        "values": [PERMANENT_FAILURE_EXIT_CODE],
+                    },
+                }
+            ]
+        },
+        "template": pod_template(namespace, name, spec, config, trigger, attempt),
+    }
+
+
+def desired_cronjob(
+    namespace: str,
+    name: str,
+    uid: str,
+    spec: ScheduleSpec,
+    config: OperatorConfig,
+    suspend: bool,
+) -> Manifest:
+    """The CronJob for a valid spec; ``suspend`` folds in pause and the Failed state."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {
+            "name": cronjob_name(name),
+            "namespace": namespace,
+            "labels": labels(name),
+            "ownerReferences": [owner_reference(name, uid)],
+        },
+        "spec": {
+            "schedule": spec.cron,
+            "timeZone": spec.time_zone,
+            "suspend": suspend,
+            "concurrencyPolicy": spec.concurrency_policy.value,
+            "startingDeadlineSeconds": spec.starting_deadline_seconds,
+            "successfulJobsHistoryLimit": spec.history.successful_jobs,
+            "failedJobsHistoryLimit": spec.history.failed_jobs,
+            "jobTemplate": {
+                "metadata": {
+                    "labels": labels(name),
+                    "annotations": {
+                        TRIGGER_ANNOTATION: RunTrigger.SCHEDULED.value,
+                        ATTEMPT_ANNOTATION: "0",
+                    },
+                },
+                "spec": job_spec(namespace, name, spec, config, RunTrigger.SCHEDULED, 0),
+            },
+        },
+    }
+
+
+def contains(observed: Any, desired: Any) -> bool:
+    """Whether every value ``desired`` sets is present, equal, in ``observed``.
+
+    The API server adds defaults to what it stores, so equality is too strict;
+    a field the operator sets that differs (a hand edit, a spec change) is drift.
+    """
+    if isinstance(desired, dict):
+        if not isinstance(observed, dict):
+            return False
+        return all(
+            key in observed and contains(observed[key], value) for key, value in desired.items()
+        )
+    if isinstance(desired, list):
+        if not isinstance(observed, list) or len(observed) != len(desired):
+            return False
+        return all(contains(o, d) for o, d in zip(observed, desired, strict=True))
+    return bool(observed == desired)

@@ -1,0 +1,333 @@
+"""The Schedule API: pydantic models of spec and status.
+
+These models are the code's contract and the source of the CRD's OpenAPI
+schema (``cronfleet.crd`` generates ``crds/`` from them), so the two cannot
+drift. Every field carries the description ``kubectl explain`` shows.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "cronfleet.io"
+VERSION = "v1alpha1"
+KIND = "Schedule"
+PLURAL = "schedules"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+MAX_PARAMS_BYTES = 32 * 1024
+CRON_PATTERN = (
+    r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)"
+    r"|[^\s]+\s+[^\s]+\s+[^\s]+\s+[^\s]+\s+[^\s]+)$"
+)
+TASK_PATTERN = r"^[a-z0-9]([a-z0-9_.-]*[a-z0-9])?$"
+TIME_ZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
+def _preserve(description: str) -> Any:
+    """A free-form object: the API server keeps whatever it holds."""
+    return Field(
+        default=None,
+        description=description,
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+
+class ConcurrencyPolicy(StrEnum):
+    ALLOW = "Allow"
+    FORBID = "Forbid"
+    REPLACE = "Replace"
+
+
+class OnExhausted(StrEnum):
+    SUSPEND = "Suspend"
+    CONTINUE = "Continue"
+
+
+class Phase(StrEnum):
+    ACTIVE = "Active"
+    PAUSED = "Paused"
+    FAILED = "Failed"
+    INVALID = "Invalid"
+
+
+class RunTrigger(StrEnum):
+    SCHEDULED = "Scheduled"
+    MANUAL = "Manual"
+    RETRY = "Retry"
+
+
+class RunResult(StrEnum):
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    TIMED_OUT = "TimedOut"
+
+
+# -- spec ------------------------------------------------------------------------
+
+
+class Backoff(ApiModel):
+    """Delay before retry n (0-based): initialDelaySeconds * factor^n, at most maxDelaySeconds."""
+
+    initial_delay_seconds: int = Field(
+        default=30, ge=0, le=86400, description="Delay before the first retry, in seconds."
+    )
+    factor: float = Field(
+        default=2.0, ge=1, le=10, description="Multiplier applied to the delay after each retry."
+    )
+    max_delay_seconds: int = Field(
+        default=600, ge=0, le=86400, description="Upper bound of any retry delay, in seconds."
+    )
+
+
+class RetryPolicy(ApiModel):
+    """How failed runs are retried before the schedule is marked Failed."""
+
+    max_retries: int = Field(
+        default=3,
+        ge=0,
+        le=100,
+        description="Retries of a failed run before the schedule is marked Failed; 0 disables.",
+    )
+    backoff: Backoff = Field(
+        default_factory=Backoff,
+        description="Delay between a failure and its retry.",
+        json_schema_extra={"default": {}},
+    )
+    on_exhausted: OnExhausted = Field(
+        default=OnExhausted.SUSPEND,
+        description=(
+            "What happens when retries run out: Suspend marks the schedule Failed and suspends "
+            "its CronJob until reset; Continue marks it Failed but keeps the cadence, and the "
+            "next scheduled run starts a fresh retry cycle."
+        ),
+    )
+
+
+class HistoryPolicy(ApiModel):
+    """How much run history is kept, in the status and as Jobs in the cluster."""
+
+    keep: int = Field(
+        default=20, ge=0, le=100, description="Runs kept in status.history, newest first."
+    )
+    successful_jobs: int = Field(
+        default=3, ge=0, le=100, description="Finished successful Jobs kept in the cluster."
+    )
+    failed_jobs: int = Field(
+        default=3, ge=0, le=100, description="Finished failed Jobs kept in the cluster."
+    )
+
+
+class ScheduleSpec(ApiModel):
+    """When and what to run; the operator never writes it."""
+
+    cron: str = Field(
+        description=(
+            "When to run: a 5-field cron expression (minute hour day-of-month month "
+            "day-of-week, e.g. '0 2 * * *') or one of @yearly, @annually, @monthly, @weekly, "
+            "@daily, @midnight, @hourly. Evaluated in timeZone."
+        ),
+        min_length=1,
+        max_length=256,
+        pattern=CRON_PATTERN,
+    )
+    time_zone: str = Field(
+        default="UTC",
+        description="IANA time zone the cron expression is evaluated in, e.g. Asia/Kolkata.",
+        max_length=64,
+        pattern=TIME_ZONE_PATTERN,
+    )
+    suspend: bool = Field(
+        default=False, description="Pause the schedule: no scheduled runs while true."
+    )
+    task: str = Field(
+        description="The shared runner's task to run, e.g. http, command, python.",
+        min_length=1,
+        max_length=63,
+        pattern=TASK_PATTERN,
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Parameters of the task, a JSON object (at most 32 KiB when serialised); passed "
+            "to the runner as CRONFLEET_PARAMS."
+        ),
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True, "default": {}},
+    )
+    env: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Environment variables of the runner container (core/v1 EnvVar list).",
+        json_schema_extra={
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "x-kubernetes-preserve-unknown-fields": True,
+            }
+        },
+    )
+    env_from: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Sources of environment variables (core/v1 EnvFromSource list).",
+        json_schema_extra={
+            "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        },
+    )
+    service_account_name: str | None = Field(
+        default=None,
+        description="ServiceAccount the run's pod uses; it must exist in the namespace.",
+        max_length=253,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+    )
+    resources: dict[str, Any] | None = _preserve(
+        "Compute resources of the runner container (core/v1 ResourceRequirements)."
+    )
+    node_selector: dict[str, str] | None = Field(
+        default=None, description="Node labels the run's pod must match."
+    )
+    tolerations: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Tolerations of the run's pod (core/v1 Toleration list).",
+        json_schema_extra={
+            "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        },
+    )
+    priority_class_name: str | None = Field(
+        default=None, description="PriorityClass of the run's pod.", max_length=253
+    )
+    concurrency_policy: ConcurrencyPolicy = Field(
+        default=ConcurrencyPolicy.FORBID,
+        description=(
+            "What to do when a run is due while the previous one still runs: Allow runs both, "
+            "Forbid skips the new run, Replace stops the old run."
+        ),
+    )
+    starting_deadline_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description=(
+            "A run that cannot start within this many seconds of its scheduled time is "
+            "skipped (and reported as missed)."
+        ),
+    )
+    timeout_seconds: int = Field(
+        default=3600,
+        ge=1,
+        le=604800,
+        description=(
+            "A run still going after this many seconds is stopped and counted as TimedOut "
+            "(the Job's activeDeadlineSeconds)."
+        ),
+    )
+    retry: RetryPolicy = Field(
+        default_factory=RetryPolicy,
+        description="Retries of failed runs, with backoff.",
+        json_schema_extra={"default": {}},
+    )
+    history: HistoryPolicy = Field(
+        default_factory=HistoryPolicy,
+        description="How much run history is kept.",
+        json_schema_extra={"default": {}},
+    )
+
+
+# -- status ----------------------------------------------------------------------
+
+
+class Condition(ApiModel):
+    """A metav1.Condition."""
+
+    type: str = Field(description="Type of the condition, e.g. Ready.")
+    status: str = Field(description="True, False or Unknown.", pattern="^(True|False|Unknown)$")
+    reason: str = Field(default="", description="Machine-readable reason in CamelCase.")
+    message: str = Field(default="", description="Human-readable details.")
+    observed_generation: int | None = Field(
+        default=None, description="The spec generation the condition was computed from."
+    )
+    last_transition_time: str | None = Field(
+        default=None, description="When the status last changed (RFC 3339)."
+    )
+
+
+class RunRecord(ApiModel):
+    """One run of the schedule."""
+
+    job: str = Field(description="Name of the run's Job.")
+    trigger: RunTrigger = Field(
+        default=RunTrigger.SCHEDULED, description="Scheduled, Manual or Retry."
+    )
+    attempt: int = Field(default=0, description="0 for the first try, n for the n-th retry.")
+    scheduled_time: str | None = Field(default=None, description="When the run was due.")
+    start_time: str | None = Field(default=None, description="When the run started.")
+    completion_time: str | None = Field(default=None, description="When the run finished.")
+    duration_seconds: float | None = Field(default=None, description="How long the run took.")
+    result: RunResult | None = Field(
+        default=None, description="Succeeded, Failed or TimedOut; empty while running."
+    )
+    exit_code: int | None = Field(default=None, description="The runner's exit code.")
+    message: str = Field(default="", description="The runner's summary message.")
+
+
+class RunCounts(ApiModel):
+    succeeded: int = Field(default=0, description="Runs that succeeded.")
+    failed: int = Field(default=0, description="Runs that failed or timed out.")
+
+
+class MissedRun(ApiModel):
+    """A scheduled time that passed without a run."""
+
+    scheduled_time: str = Field(description="When the run was due.")
+    reason: str = Field(default="", description="Why it did not run, where known.")
+
+
+class ScheduleStatus(ApiModel):
+    """What the operator observed; written only by the operator."""
+
+    phase: Phase | None = Field(default=None, description="Active, Paused, Failed or Invalid.")
+    message: str = Field(default="", description="Why the schedule is in its phase.")
+    observed_generation: int | None = Field(
+        default=None, description="The spec generation the status reflects."
+    )
+    cron_job: str | None = Field(default=None, description="Name of the owned CronJob.")
+    schedule_description: str | None = Field(
+        default=None, description="The cron expression in words, with its time zone."
+    )
+    next_run_time: str | None = Field(default=None, description="Next scheduled run (RFC 3339).")
+    last_run_time: str | None = Field(default=None, description="Last time a run started.")
+    last_successful_time: str | None = Field(default=None, description="Last time a run succeeded.")
+    last_failure_time: str | None = Field(default=None, description="Last time a run failed.")
+    retry_count: int = Field(default=0, description="Retries of the current failing run.")
+    next_retry_time: str | None = Field(default=None, description="When the next retry starts.")
+    consecutive_failures: int = Field(default=0, description="Failed runs since the last success.")
+    counts: RunCounts = Field(
+        default_factory=RunCounts, description="Runs by result since the schedule was created."
+    )
+    history: list[RunRecord] = Field(
+        default_factory=list, description="Recent runs, newest first (spec.history.keep)."
+    )
+    missed_runs: list[MissedRun] = Field(
+        default_factory=list, description="Recent scheduled times that passed without a run."
+    )
+    last_handled_tokens: dict[str, str] = Field(
+        default_factory=dict,
+        description="The run-now and reset annotation tokens already acted on.",
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready and other conditions.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+    )

@@ -1,0 +1,186 @@
+"""Decide what a Schedule needs: a pure function of what was observed and ``now``.
+
+The reconcile reads as numbered steps: (1) validate the spec, (2) build the
+desired CronJob, (3) compare it with the observed one, (4) compute the
+status, (5) say which events to post and when to look again. Nothing here
+touches the network; ``cronfleet.controller`` carries the plan out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from cronfleet.clock import from_rfc3339, to_rfc3339
+from cronfleet.config import OperatorConfig
+from cronfleet.cronschedule import CronError, describe, next_fire_time, parse, zone
+from cronfleet.manifests import Manifest, contains, desired_cronjob
+from cronfleet.models import Phase
+from cronfleet.naming import cronjob_name
+from cronfleet.validation import Problem, missing_service_account, validate_spec
+
+READY = "Ready"
+# Look again shortly after a fire time, so nextRunTime moves on even when the
+# CronJob controller reports nothing (a suspended or skipped run).
+REFRESH_DELAY = timedelta(seconds=1)
+# A referenced ServiceAccount that is missing is looked for again this often.
+SERVICE_ACCOUNT_RECHECK = timedelta(seconds=30)
+
+# The status fields this reconcile owns; run tracking owns the others.
+OWNED_STATUS_FIELDS = (
+    "phase",
+    "message",
+    "observedGeneration",
+    "cronJob",
+    "scheduleDescription",
+    "nextRunTime",
+    "lastRunTime",
+    "conditions",
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the controller read for one Schedule."""
+
+    schedule: Mapping[str, Any]
+    cronjob: Mapping[str, Any] | None
+    service_account_exists: bool | None  # None when the spec names none
+    known_tasks: frozenset[str] | None
+
+
+@dataclass
+class Plan:
+    apply_cronjob: Manifest | None = None
+    status_patch: dict[str, Any] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    requeue_at: datetime | None = None
+
+
+def _condition(
+    previous: list[Mapping[str, Any]],
+    status: str,
+    reason: str,
+    message: str,
+    generation: int,
+    now: datetime,
+) -> dict[str, Any]:
+    old = next((c for c in previous if c.get("type") == READY), None)
+    # lastTransitionTime moves only when the status itself flips.
+    since = old.get("lastTransitionTime") if old and old.get("status") == status else None
+    return {
+        "type": READY,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+        "lastTransitionTime": since or to_rfc3339(now),
+    }
+
+
+def _next_run(cron: str, time_zone: str, now: datetime) -> datetime | None:
+    try:
+        return next_fire_time(parse(cron), now, zone(time_zone))
+    except CronError:
+        return None
+
+
+def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
+    schedule = observed.schedule
+    meta = schedule["metadata"]
+    namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+    generation = int(meta.get("generation") or 0)
+    status: Mapping[str, Any] = schedule.get("status") or {}
+    previous_conditions: list[Mapping[str, Any]] = list(status.get("conditions") or [])
+    plan = Plan()
+
+    # 1. Validate.
+    spec, problems = validate_spec(schedule.get("spec") or {}, observed.known_tasks)
+    if spec is not None and spec.service_account_name and not observed.service_account_exists:
+        problems.append(missing_service_account(spec.service_account_name))
+        spec = None
+        plan.requeue_at = now + SERVICE_ACCOUNT_RECHECK
+
+    # 2-3. Desired CronJob, applied only when the observed one lacks part of it.
+    cronjob = observed.cronjob
+    if spec is not None:
+        desired = desired_cronjob(namespace, name, uid, spec, config, suspend=spec.suspend)
+        if cronjob is None or not contains(cronjob, desired):
+            plan.apply_cronjob = desired
+            cronjob = desired
+
+    # 4. Status. nextRunTime follows the CronJob that is really in place: after
+    # an invalid update that is still the last valid one.
+    new: dict[str, Any] = {"observedGeneration": generation}
+    cron_spec: Mapping[str, Any] = (cronjob or {}).get("spec") or {}
+    if cronjob is not None:
+        new["cronJob"] = cronjob_name(name)
+        new["lastRunTime"] = ((observed.cronjob or {}).get("status") or {}).get("lastScheduleTime")
+    else:
+        new["cronJob"] = None
+        new["lastRunTime"] = None
+    next_run = None
+    if cron_spec and not cron_spec.get("suspend"):
+        next_run = _next_run(cron_spec["schedule"], cron_spec.get("timeZone", "UTC"), now)
+    new["nextRunTime"] = to_rfc3339(next_run) if next_run else None
+    new["scheduleDescription"] = (
+        describe(cron_spec["schedule"], cron_spec.get("timeZone", "UTC")) if cron_spec else None
+    )
+
+    old_phase = status.get("phase")
+    if problems:
+        message = "; ".join(problem.message() for problem in problems)
+        new.update(phase=Phase.INVALID.value, message=message)
+        new["conditions"] = [
+            _condition(previous_conditions, "False", "InvalidSpec", message, generation, now)
+        ]
+        if old_phase != Phase.INVALID.value or status.get("message") != message:
+            plan.events.append(Event("Warning", "InvalidSpec", message))
+    elif spec is not None and spec.suspend:
+        message = "suspended by spec.suspend: no scheduled runs until it is false"
+        new.update(phase=Phase.PAUSED.value, message=message)
+        new["conditions"] = [
+            _condition(previous_conditions, "True", "Suspended", message, generation, now)
+        ]
+        if old_phase != Phase.PAUSED.value:
+            plan.events.append(Event("Normal", "Suspended", message))
+    else:
+        new.update(phase=Phase.ACTIVE.value, message="")
+        new["conditions"] = [
+            _condition(previous_conditions, "True", "Scheduled", "", generation, now)
+        ]
+        if old_phase == Phase.PAUSED.value:
+            plan.events.append(Event("Normal", "Resumed", "spec.suspend is false: runs resume"))
+
+    plan.status_patch = {
+        key: value for key, value in new.items() if _differs(status.get(key), value)
+    }
+
+    # 5. Look again after the next fire time, to move nextRunTime on.
+    if next_run is not None:
+        refresh = next_run + REFRESH_DELAY
+        plan.requeue_at = min(plan.requeue_at, refresh) if plan.requeue_at else refresh
+    return plan
+
+
+def _differs(old: Any, new: Any) -> bool:
+    if old is None and new is None:
+        return False
+    if isinstance(old, str) and isinstance(new, str) and old.endswith("Z") and new.endswith("Z"):
+        try:
+            return from_rfc3339(old) != from_rfc3339(new)
+        except ValueError:
+            return old != new
+    return bool(old != new)
+
+
+__all__ = ["OWNED_STATUS_FIELDS", "Event", "Observed", "Plan", "Problem", "decide"]

@@ -1,0 +1,90 @@
+"""Checks of a Schedule's spec that the API server's schema cannot make.
+
+Each problem names the field, the value and what is allowed, so the message
+in the status condition and the Warning event tells the user what to change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from cronfleet.cronschedule import CronError, parse, zone
+from cronfleet.models import MAX_PARAMS_BYTES, ScheduleSpec
+
+RESERVED_ENV_PREFIX = "CRONFLEET_"
+
+
+@dataclass(frozen=True)
+class Problem:
+    field: str
+    value: str
+    allowed: str
+
+    def message(self) -> str:
+        return f"spec.{self.field}: {self.value} is not valid: {self.allowed}"
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def validate_spec(
+    raw: Mapping[str, Any], known_tasks: frozenset[str] | None
+) -> tuple[ScheduleSpec | None, list[Problem]]:
+    """Parse and check a spec; ``known_tasks`` None means task names are not checked."""
+    try:
+        spec = ScheduleSpec.model_validate(dict(raw))
+    except ValidationError as error:
+        problems: list[Problem] = []
+        for detail in error.errors():
+            item: dict[str, Any] = dict(detail)
+            where = ".".join(str(part) for part in item["loc"])
+            problems.append(Problem(where, _short(item.get("input")), item["msg"]))
+        return None, problems
+
+    problems = []
+    try:
+        parse(spec.cron)
+    except CronError as error:
+        problems.append(Problem("cron", repr(spec.cron), str(error)))
+    try:
+        zone(spec.time_zone)
+    except CronError as error:
+        problems.append(Problem("timeZone", repr(spec.time_zone), str(error)))
+    if known_tasks is not None and spec.task not in known_tasks:
+        allowed = ", ".join(sorted(known_tasks))
+        problems.append(Problem("task", repr(spec.task), f"the runner's tasks are {allowed}"))
+    size = len(json.dumps(spec.params, separators=(",", ":")).encode())
+    if size > MAX_PARAMS_BYTES:
+        problems.append(
+            Problem(
+                "params",
+                f"an object of {size} bytes",
+                f"params may take at most {MAX_PARAMS_BYTES} bytes as JSON",
+            )
+        )
+    for index, item in enumerate(spec.env or []):
+        name = str(item.get("name", ""))
+        if name.startswith(RESERVED_ENV_PREFIX):
+            problems.append(
+                Problem(
+                    f"env[{index}].name",
+                    repr(name),
+                    f"names starting with {RESERVED_ENV_PREFIX} are set by cronfleet",
+                )
+            )
+    return (spec if not problems else None), problems
+
+
+def missing_service_account(name: str) -> Problem:
+    return Problem(
+        "serviceAccountName",
+        repr(name),
+        "no ServiceAccount of that name exists in the namespace; create it or remove the field",
+    )
