@@ -132,6 +132,7 @@ EVENTS = Resource("v1", "events")
 LEASES = Resource("coordination.k8s.io/v1", "leases")
 JOBS = Resource("batch/v1", "jobs")
 CRONJOBS = Resource("batch/v1", "cronjobs")
+SCHEDULES = Resource("cronfleet.io/v1alpha1", "schedules")
 
 
 class Kube:

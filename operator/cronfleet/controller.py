@@ -170,7 +170,7 @@ class Controller:
                 self.cronjobs[(namespace, cronjob_name(name))] = applied
                 log.info("applied CronJob %s/%s", namespace, cronjob_name(name))
             except ApiError as error:
-                if error.status not in (400, 422):
+                if not _rejects_input(error):
                     raise
                 # The API server rejected what the spec produced: that is the
                 # user's input, so it is reported like any other invalid spec.
@@ -243,6 +243,14 @@ class Controller:
         except ApiError as error:
             # An event that cannot be written must not block the reconcile.
             log.warning("event %s for %s/%s not posted: %s", event.reason, *_key(meta), error)
+
+
+def _rejects_input(error: ApiError) -> bool:
+    """Whether the API server refused the object for what it holds (not a passing fault)."""
+    if error.status in (400, 422):
+        return True
+    # Server-side apply reports some invalid values as a failed conversion.
+    return error.status == 500 and "unable to convert" in error.message
 
 
 def _key(meta: Mapping[str, Any]) -> Key:

@@ -26,7 +26,7 @@ READY = "Ready"
 # CronJob controller reports nothing (a suspended or skipped run).
 REFRESH_DELAY = timedelta(seconds=1)
 # A referenced ServiceAccount that is missing is looked for again this often.
-SERVICE_ACCOUNT_RECHECK = timedelta(seconds=30)
+SERVICE_ACCOUNT_RECHECK = timedelta(seconds=10)
 
 # The status fields this reconcile owns; run tracking owns the others.
 OWNED_STATUS_FIELDS = (

@@ -7,6 +7,7 @@ in the status condition and the Warning event tells the user what to change.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,9 @@ from cronfleet.cronschedule import CronError, parse, zone
 from cronfleet.models import MAX_PARAMS_BYTES, ScheduleSpec
 
 RESERVED_ENV_PREFIX = "CRONFLEET_"
+# Kubernetes' resource.Quantity syntax; the API server rejects anything else
+# only when the CronJob is written, with a less helpful message.
+QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,29 @@ def validate_spec(
                     f"names starting with {RESERVED_ENV_PREFIX} are set by cronfleet",
                 )
             )
+    problems.extend(_resource_problems(spec.resources or {}))
     return (spec if not problems else None), problems
+
+
+def _resource_problems(resources: Mapping[str, Any]) -> list[Problem]:
+    problems = []
+    for section in ("limits", "requests"):
+        values = resources.get(section) or {}
+        if not isinstance(values, Mapping):
+            problems.append(
+                Problem(f"resources.{section}", _short(values), "a map of resource quantities")
+            )
+            continue
+        for resource, quantity in values.items():
+            if not QUANTITY.match(str(quantity)):
+                problems.append(
+                    Problem(
+                        f"resources.{section}.{resource}",
+                        _short(quantity),
+                        "a quantity such as 500m, 2, 128Mi or 1Gi",
+                    )
+                )
+    return problems
 
 
 def missing_service_account(name: str) -> Problem:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -84,3 +86,80 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
     )
     yield name
     cluster.kube.delete(NAMESPACES, name)
+
+
+# -- the operator under test ---------------------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CRD_FILE = REPO_ROOT / "crds" / "schedules.cronfleet.io.yaml"
+
+
+@dataclass
+class OperatorProcess:
+    """The operator as users run it: the `cronfleet-operator` program, out of process."""
+
+    kubeconfig: Path
+    log_path: Path
+    extra_env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), **self.extra_env)
+        program = str(Path(sys.executable).parent / "cronfleet-operator")
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [program, "--log-format", "plain"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 20) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.process = None
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def crd(cluster: Cluster) -> None:
+    cluster.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "crd/schedules.cronfleet.io", "--timeout=30s"
+    )
+
+
+@pytest.fixture(scope="session")
+def operator(
+    cluster: Cluster, crd: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    log_path = tmp_path_factory.mktemp("operator") / "operator.log"
+    process = OperatorProcess(cluster.kubeconfig, log_path, {"CRONFLEET_WORKERS": "8"})
+    if os.environ.get("CRONFLEET_TEST_OPERATOR") == "external":
+        # The cluster runs its own operator (a Helm install): do not start one.
+        yield process
+        return
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+        print(f"operator log: {log_path}")
