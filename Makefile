@@ -23,9 +23,10 @@ $(STAMP): pyproject.toml runner-image/pyproject.toml
 dev: $(STAMP) ## Create the virtualenv (.venv) with the operator, the runner and the dev tools
 
 .PHONY: lint
-lint: $(STAMP) ## ruff lint and format check
+lint: $(STAMP) ## ruff lint and format check; crds/ up to date with the models
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m cronfleet.crd --check
 
 .PHONY: typecheck
 typecheck: $(STAMP) ## mypy --strict
@@ -53,6 +54,14 @@ integration: binaries ## Integration tests on the local control plane (or CRONFL
 .PHONY: test
 test: lint typecheck binaries ## Everything: lint, types, unit and integration tests
 	$(call run_pytest,tests)
+
+.PHONY: demo
+demo: binaries ## The main job: local control plane, CRD, operator, examples/, `kubectl get schedules`
+	$(BIN)/cronfleet-devcluster demo
+
+.PHONY: crds
+crds: $(STAMP) ## Regenerate crds/ from the pydantic models
+	$(BIN)/python -m cronfleet.crd
 
 .PHONY: cluster
 cluster: binaries ## Start the local control plane and node agent in the background (.cluster/)

@@ -79,6 +79,12 @@ def command_status(args: argparse.Namespace) -> int:
     return 0 if all(states.values()) else 1
 
 
+def command_demo(args: argparse.Namespace) -> int:
+    from cronfleet_devcluster.demo import run_demo  # noqa: PLC0415
+
+    return run_demo(args.dir)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="cronfleet-devcluster", description=__doc__)
     parser.add_argument(
@@ -96,11 +102,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     commands.add_parser("down", help="stop them")
     commands.add_parser("status", help="show which parts run")
+    commands.add_parser(
+        "demo", help="start everything, install the CRD, run the operator, apply examples/"
+    )
     args = parser.parse_args(argv)
     handler = {
         "build": command_build,
         "up": command_up,
         "down": command_down,
         "status": command_status,
+        "demo": command_demo,
     }[args.command]
     sys.exit(handler(args))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import ssl
@@ -182,6 +183,9 @@ class ControlPlane:
         self.binaries = binaries
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / "logs").mkdir(exist_ok=True)
+        # Every start is a fresh cluster: new keys would not read old tokens anyway.
+        shutil.rmtree(self.directory / "etcd", ignore_errors=True)
+        shutil.rmtree(self.directory / "agent", ignore_errors=True)
         pki = self.directory / "pki"
         write_pki(pki)
         admin_token = secrets.token_hex(16)
@@ -385,7 +389,15 @@ class ControlPlane:
 
     # -- helpers ----------------------------------------------------------------
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
+    def run_process(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        """Run another program beside the control plane (the demo's operator); `stop` ends it."""
+        old = self.processes.pop(name, None)
+        if old is not None:
+            _terminate_group(old, 10.0)
+        self._spawn(name, argv, env)
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        (self.directory / "logs").mkdir(parents=True, exist_ok=True)
         log = self.log(name).open("ab")
         # A session of its own, so stopping the group also stops any child
         # processes (the agent's pods) and nothing is left behind.
@@ -396,6 +408,7 @@ class ControlPlane:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             cwd=self.directory,
+            env=env,
         )
         log.close()
         self.processes[name] = process.pid

@@ -85,7 +85,7 @@ def parse(expression: str) -> CronSpec:
     try:
         expanded, _ = croniter.expand(" ".join(fields).replace("?", "*"))
     except Exception as error:  # croniter reports bad fields with its own exception types
-        raise CronError(str(error)) from error
+        raise CronError(_culprit(fields) or str(error)) from error
     minutes, hours, days, months, weekdays = (
         _as_set(values, bounds) for values, bounds in zip(expanded[:5], FIELD_BOUNDS, strict=True)
     )
@@ -99,6 +99,18 @@ def parse(expression: str) -> CronSpec:
         days_star=fields[2] in ("*", "?"),
         weekdays_star=fields[4] in ("*", "?"),
     )
+
+
+def _culprit(fields: list[str]) -> str | None:
+    """Name the field croniter refused, by expanding each one alone."""
+    for index, (name, field) in enumerate(zip(FIELD_NAMES, fields, strict=True)):
+        alone = ["*"] * 5
+        alone[index] = field.replace("?", "*")
+        try:
+            croniter.expand(" ".join(alone))
+        except Exception:
+            return f"{name} field {field!r} is not a number, name, range, step or list cron allows"
+    return None
 
 
 def _has_names(field: str) -> bool:
@@ -123,7 +135,7 @@ def zone(name: str) -> ZoneInfo:
 
 
 def next_fire_time(spec: CronSpec, after: datetime, time_zone: ZoneInfo) -> datetime | None:
-    """The first fire time strictly after ``after`` (aware), or None within five years."""
+    """The first fire time strictly after ``after`` (aware), in UTC; None within five years."""
     # Aware arithmetic in Python is wall-clock arithmetic and drops `fold`,
     # which would step back into the first of two repeated hours: add elapsed
     # time in UTC instead, as Go does.
@@ -164,7 +176,9 @@ def next_fire_time(spec: CronSpec, after: datetime, time_zone: ZoneInfo) -> date
                 moment = moment.replace(second=0)
             moment = _add_absolute(moment, timedelta(minutes=1), time_zone)
             continue
-        return moment
+        # In UTC: a local time in a repeated hour only differs by `fold`,
+        # which Python's same-zone arithmetic and comparisons ignore.
+        return moment.astimezone(ZoneInfo("UTC"))
     return None
 
 

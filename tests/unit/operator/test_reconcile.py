@@ -1,0 +1,129 @@
+"""The pure reconcile: desired CronJob, status, events and the next look."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from cronfleet.config import OperatorConfig
+from cronfleet.manifests import contains
+from cronfleet.reconcile import Observed, Plan, decide
+
+NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+CONFIG = OperatorConfig(runner_image="registry.test/cronfleet-runner:1.0")
+TASKS = frozenset({"http", "command"})
+
+
+def schedule(
+    generation: int = 1, status: dict[str, Any] | None = None, **spec: Any
+) -> dict[str, Any]:
+    body = {
+        "cron": "0 2 * * *",
+        "timeZone": "Asia/Kolkata",
+        "task": "http",
+        "params": {"url": "http://x"},
+    }
+    body.update(spec)
+    return {
+        "metadata": {"name": "sync", "namespace": "acme", "uid": "u-1", "generation": generation},
+        "spec": body,
+        "status": status or {},
+    }
+
+
+def run(
+    body: dict[str, Any], cronjob: dict[str, Any] | None = None, account: bool | None = None
+) -> Plan:
+    return decide(Observed(body, cronjob, account, TASKS), CONFIG, NOW)
+
+
+def test_new_schedule_applies_a_cronjob_and_writes_status() -> None:
+    plan = run(schedule())
+    assert plan.apply_cronjob is not None
+    spec = plan.apply_cronjob["spec"]
+    assert (spec["schedule"], spec["timeZone"], spec["suspend"]) == (
+        "0 2 * * *",
+        "Asia/Kolkata",
+        False,
+    )
+    image = spec["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "registry.test/cronfleet-runner:1.0"
+    status = plan.status_patch
+    assert status["phase"] == "Active" and status["cronJob"] == "sync"
+    assert status["nextRunTime"] == "2026-11-24T20:30:00Z"
+    assert status["scheduleDescription"] == "At 02:00 (Asia/Kolkata)"
+    assert status["conditions"][0]["reason"] == "Scheduled"
+    assert plan.requeue_at == datetime(2026, 11, 24, 20, 30, 1, tzinfo=UTC)
+
+
+def test_nothing_to_do_when_cronjob_and_status_are_current() -> None:
+    first = run(schedule())
+    assert first.apply_cronjob is not None
+    # What the API server stores has defaults on top of what was applied.
+    stored = {**first.apply_cronjob, "status": {}}
+    stored["spec"] = {**first.apply_cronjob["spec"], "extraDefault": 1}
+    second = run(schedule(status=first.status_patch), stored)
+    assert second.apply_cronjob is None
+    assert second.status_patch == {}
+    assert second.events == []
+
+
+def test_hand_edit_is_drift() -> None:
+    first = run(schedule())
+    assert first.apply_cronjob is not None
+    edited = {
+        **first.apply_cronjob,
+        "spec": {**first.apply_cronjob["spec"], "schedule": "5 5 * * *"},
+    }
+    assert run(schedule(status=first.status_patch), edited).apply_cronjob is not None
+
+
+def test_suspend_pauses_and_resume_emits_events() -> None:
+    active = run(schedule())
+    paused = run(schedule(generation=2, status=active.status_patch, suspend=True))
+    assert paused.apply_cronjob is not None and paused.apply_cronjob["spec"]["suspend"] is True
+    assert paused.status_patch["phase"] == "Paused"
+    assert paused.status_patch["nextRunTime"] is None
+    assert [e.reason for e in paused.events] == ["Suspended"]
+    status = {**active.status_patch, **paused.status_patch}
+    resumed = run(schedule(generation=3, status=status))
+    assert resumed.status_patch["phase"] == "Active"
+    assert [e.reason for e in resumed.events] == ["Resumed"]
+
+
+def test_invalid_update_keeps_cronjob_and_reports_each_problem_once() -> None:
+    first = run(schedule())
+    assert first.apply_cronjob is not None
+    cronjob = first.apply_cronjob
+    bad = schedule(generation=2, status=first.status_patch, cron="0 25 * * *", task="nope")
+    plan = run(bad, cronjob)
+    assert plan.apply_cronjob is None
+    assert plan.status_patch["phase"] == "Invalid"
+    message = plan.status_patch["message"]
+    assert "spec.cron: '0 25 * * *'" in message and "spec.task: 'nope'" in message
+    assert plan.status_patch["conditions"][0]["reason"] == "InvalidSpec"
+    assert "nextRunTime" not in plan.status_patch  # still the CronJob's next fire time
+    assert [e.reason for e in plan.events] == ["InvalidSpec"]
+    again = run(
+        schedule(
+            generation=2,
+            status={**first.status_patch, **plan.status_patch},
+            cron="0 25 * * *",
+            task="nope",
+        ),
+        cronjob,
+    )
+    assert again.events == [] and again.status_patch == {}
+
+
+def test_missing_service_account_is_invalid_and_looked_for_again() -> None:
+    plan = run(schedule(serviceAccountName="syncer"), account=False)
+    assert plan.apply_cronjob is None
+    assert "spec.serviceAccountName: 'syncer'" in plan.status_patch["message"]
+    assert plan.requeue_at is not None and (plan.requeue_at - NOW).total_seconds() == 10
+
+
+def test_contains_ignores_server_defaults_but_not_changes() -> None:
+    assert contains({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": 2}})
+    assert not contains({"a": [1, 2]}, {"a": [1]})
+    assert not contains({"a": {"c": 1}}, {"a": {"c": 2}})
