@@ -17,7 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def kubectl(plane: ControlPlane, *args: str) -> str:
     command = [str(cached_binaries().kubectl), "--kubeconfig", str(plane.kubeconfig), *args]
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
     return result.stdout

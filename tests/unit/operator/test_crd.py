@@ -16,9 +16,9 @@ def walk(node: Any, path: str = "") -> list[str]:
     if isinstance(node, dict):
         if "$ref" in node or "anyOf" in node or "title" in node:
             problems.append(path)
-        if "properties" in node or "items" in node or "additionalProperties" in node:
-            if "type" not in node:
-                problems.append(f"{path} has no type")
+        nested = "properties" in node or "items" in node or "additionalProperties" in node
+        if nested and "type" not in node:
+            problems.append(f"{path} has no type")
         for key, value in node.items():
             problems += walk(value, f"{path}.{key}")
     return problems
