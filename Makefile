@@ -59,6 +59,10 @@ test: lint typecheck binaries ## Everything: lint, types, unit and integration t
 demo: binaries ## The main job: local control plane, CRD, operator, examples/, `kubectl get schedules`
 	$(BIN)/cronfleet-devcluster demo
 
+.PHONY: bench
+bench: binaries ## Benchmarks on a fresh local control plane; prints a table with ratios to a floor
+	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
+
 .PHONY: crds
 crds: $(STAMP) ## Regenerate crds/ from the pydantic models
 	$(BIN)/python -m cronfleet.crd

@@ -106,6 +106,11 @@ def test_schedule_becomes_an_owned_cronjob(
         "capabilities": {"drop": ["ALL"]},
     }
 
+    # kopf's bookkeeping neither lands in the pruned status nor in its default annotations.
+    stored = cluster.kube.get(SCHEDULES, "shopify-sync", namespace)
+    assert "kopf" not in stored["status"]
+    assert not [a for a in stored["metadata"].get("annotations") or {} if "kopf" in a]
+
     # The operator never writes spec: only its status manager touches the object.
     managers = {
         (m["manager"], m.get("subresource", ""))
