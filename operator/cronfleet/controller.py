@@ -32,6 +32,7 @@ from cronfleet.models import API_VERSION, KIND, Phase
 from cronfleet.naming import SCHEDULE_LABEL, cronjob_name
 from cronfleet.reconcile import Event, Observed, decide
 from cronfleet.timers import Timers
+from cronfleet.validation import ParamsCheck
 from cronfleet.workqueue import WorkQueue
 
 log = logging.getLogger("cronfleet.controller")
@@ -55,6 +56,15 @@ def known_tasks(config: OperatorConfig) -> frozenset[str] | None:
         return None
 
 
+def params_check() -> ParamsCheck | None:
+    """The runner's own params validation for its built-in tasks, when it is installed."""
+    try:
+        from cronfleet_runner.registry import validate_builtin_params  # noqa: PLC0415
+    except Exception:
+        return None
+    return validate_builtin_params
+
+
 @dataclass
 class Controller:
     api: KubeApi
@@ -73,6 +83,7 @@ class Controller:
         self.instance = os.environ.get("HOSTNAME") or socket.gethostname()
         if self.tasks is None:
             self.tasks = known_tasks(self.config)
+        self.check_params = params_check()
 
     # -- watch side (called by kopf handlers) -------------------------------------
 
@@ -157,6 +168,7 @@ class Controller:
             cronjob=self.cronjobs.get((namespace, cronjob_name(name))),
             service_account_exists=account_exists,
             known_tasks=self.tasks,
+            check_params=self.check_params,
         )
         plan = decide(observed, self.config, now)
 

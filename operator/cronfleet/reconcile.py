@@ -19,7 +19,7 @@ from cronfleet.cronschedule import CronError, describe, next_fire_time, parse, z
 from cronfleet.manifests import Manifest, contains, desired_cronjob
 from cronfleet.models import Phase
 from cronfleet.naming import cronjob_name
-from cronfleet.validation import Problem, missing_service_account, validate_spec
+from cronfleet.validation import ParamsCheck, Problem, missing_service_account, validate_spec
 
 READY = "Ready"
 # Look again shortly after a fire time, so nextRunTime moves on even when the
@@ -56,6 +56,7 @@ class Observed:
     cronjob: Mapping[str, Any] | None
     service_account_exists: bool | None  # None when the spec names none
     known_tasks: frozenset[str] | None
+    check_params: ParamsCheck | None = None
 
 
 @dataclass
@@ -104,7 +105,9 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
     plan = Plan()
 
     # 1. Validate.
-    spec, problems = validate_spec(schedule.get("spec") or {}, observed.known_tasks)
+    spec, problems = validate_spec(
+        schedule.get("spec") or {}, observed.known_tasks, observed.check_params
+    )
     if spec is not None and spec.service_account_name and not observed.service_account_exists:
         problems.append(missing_service_account(spec.service_account_name))
         spec = None

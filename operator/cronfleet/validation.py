@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,10 +38,20 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+ParamsCheck = Callable[[str, Any], str | None]
+
+
 def validate_spec(
-    raw: Mapping[str, Any], known_tasks: frozenset[str] | None
+    raw: Mapping[str, Any],
+    known_tasks: frozenset[str] | None,
+    check_params: ParamsCheck | None = None,
 ) -> tuple[ScheduleSpec | None, list[Problem]]:
-    """Parse and check a spec; ``known_tasks`` None means task names are not checked."""
+    """Parse and check a spec.
+
+    ``known_tasks`` None means task names are not checked; ``check_params``
+    (the runner's own validation of a built-in task's params) returns the
+    runner's message for params it would refuse with exit 2, else None.
+    """
     try:
         spec = ScheduleSpec.model_validate(dict(raw))
     except ValidationError as error:
@@ -64,6 +74,12 @@ def validate_spec(
     if known_tasks is not None and spec.task not in known_tasks:
         allowed = ", ".join(sorted(known_tasks))
         problems.append(Problem("task", repr(spec.task), f"the runner's tasks are {allowed}"))
+    builtin = check_params is not None and (known_tasks is None or spec.task in known_tasks)
+    if builtin and check_params is not None:
+        refusal = check_params(spec.task, spec.params)
+        # An unknown task is reported above (or is a plugin the runner image adds).
+        if refusal and not refusal.startswith("Unknown task"):
+            problems.append(Problem("params", _short(spec.params), refusal))
     size = len(json.dumps(spec.params, separators=(",", ":")).encode())
     if size > MAX_PARAMS_BYTES:
         problems.append(

@@ -75,6 +75,8 @@ def assert_invalid(cluster: Cluster, namespace: str, name: str, *fragments: str)
         ({"cron": "0 2 * * 7"}, ("spec.cron", "7 is outside 0-6")),
         ({"timeZone": "Mars/Olympus_Mons"}, ("spec.timeZone: 'Mars/Olympus_Mons'", "IANA")),
         ({"task": "no-such-task"}, ("spec.task: 'no-such-task'", "the runner's tasks are")),
+        ({"params": {"url": "not a url"}}, ("spec.params", "params.url", "valid URL")),
+        ({"params": {"url": "http://x", "verb": "GET"}}, ("spec.params", "params.verb")),
         ({"params": {"blob": "x" * 40000}}, ("spec.params", "at most 32768 bytes")),
         ({"env": [{"name": "CRONFLEET_TASK", "value": "x"}]}, ("spec.env[0].name",)),
         ({"resources": {"limits": {"cpu": "lots"}}}, ("spec.resources.limits.cpu: 'lots'",)),

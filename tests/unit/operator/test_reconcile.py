@@ -8,6 +8,7 @@ from typing import Any
 from cronfleet.config import OperatorConfig
 from cronfleet.manifests import contains
 from cronfleet.reconcile import Observed, Plan, decide
+from cronfleet_runner.registry import validate_builtin_params
 
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 CONFIG = OperatorConfig(runner_image="registry.test/cronfleet-runner:1.0")
@@ -127,3 +128,15 @@ def test_contains_ignores_server_defaults_but_not_changes() -> None:
     assert contains({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": 2}})
     assert not contains({"a": [1, 2]}, {"a": [1]})
     assert not contains({"a": {"c": 1}}, {"a": {"c": 2}})
+
+
+def test_params_the_runner_would_refuse_are_invalid_before_any_run() -> None:
+    observed = Observed(
+        schedule(params={"url": "not a url"}), None, None, TASKS, validate_builtin_params
+    )
+    plan = decide(observed, CONFIG, NOW)
+    assert plan.apply_cronjob is None
+    assert "spec.params" in plan.status_patch["message"]
+    assert "params.url" in plan.status_patch["message"]
+    good = Observed(schedule(), None, None, TASKS, validate_builtin_params)
+    assert decide(good, CONFIG, NOW).apply_cronjob is not None
