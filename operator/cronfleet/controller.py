@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,11 +26,21 @@ from cronfleet.kubeapi import (
     KubeApi,
     cronjob_path,
     events_path,
+    job_path,
+    jobs_path,
     schedule_path,
     service_account_path,
 )
+from cronfleet.manifests import JOB_NAME_LABEL
+from cronfleet.metrics import Metrics, miss_reason_label
 from cronfleet.models import API_VERSION, KIND, Phase
-from cronfleet.naming import SCHEDULE_LABEL, cronjob_name
+from cronfleet.naming import (
+    RECORDED_ANNOTATION,
+    SCHEDULE_LABEL,
+    TRIGGER_ANNOTATION,
+    cronjob_name,
+    labels,
+)
 from cronfleet.reconcile import Event, Observed, decide
 from cronfleet.timers import Timers
 from cronfleet.validation import ParamsCheck
@@ -72,9 +83,12 @@ class Controller:
     clock: Clock = field(default_factory=SystemClock)
     schedules: dict[Key, Body] = field(default_factory=dict)
     cronjobs: dict[Key, Body] = field(default_factory=dict)  # by (namespace, CronJob name)
+    jobs: dict[Key, dict[str, Body]] = field(default_factory=dict)  # by Schedule key
+    pods: dict[Key, dict[str, Body]] = field(default_factory=dict)  # by (namespace, Job name)
     failures: dict[Key, int] = field(default_factory=dict)
     tasks: frozenset[str] | None = None
     reconciles: int = 0
+    metrics: Metrics | None = None
 
     def __post_init__(self) -> None:
         self.queue: WorkQueue[Key] = WorkQueue()
@@ -84,19 +98,69 @@ class Controller:
         if self.tasks is None:
             self.tasks = known_tasks(self.config)
         self.check_params = params_check()
+        # Owned objects carry the Schedule's name in a label, shortened for long names.
+        self.by_label: dict[Key, str] = {}
+        if self.metrics is None:
+            self.metrics = Metrics(self.schedules.values)
+        self.api.on_request = self.metrics.api_requests.inc
 
     # -- watch side (called by kopf handlers) -------------------------------------
 
     def observe_schedule(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
+        label = (meta["namespace"], labels(meta["name"])[SCHEDULE_LABEL])
         if event_type == "DELETED":
             self.schedules.pop(key, None)
             self.timers.cancel(key)
             self.failures.pop(key, None)
+            self.jobs.pop(key, None)
+            self.by_label.pop(label, None)
             return
+        if _older(body, self.schedules.get(key)):
+            return  # our own status write already gave us a newer copy
         self.schedules[key] = dict(body)
+        self.by_label[label] = meta["name"]
         self.queue.add(key)
+
+    def _schedule_of(self, meta: Mapping[str, Any]) -> Key | None:
+        value = (meta.get("labels") or {}).get(SCHEDULE_LABEL)
+        if not value:
+            return None
+        name = self.by_label.get((meta["namespace"], value))
+        return (meta["namespace"], name) if name else None
+
+    def observe_job(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        meta = body["metadata"]
+        key = self._schedule_of(meta)
+        if key is None:
+            return
+        jobs = self.jobs.setdefault(key, {})
+        if event_type == "DELETED":
+            jobs.pop(meta["name"], None)
+            self.pods.pop((meta["namespace"], meta["name"]), None)
+        elif not _older(body, jobs.get(meta["name"])):
+            jobs[meta["name"]] = dict(body)
+        self.queue.add(key)
+
+    def observe_pod(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        meta = body["metadata"]
+        job_name = (meta.get("labels") or {}).get(JOB_NAME_LABEL)
+        key = self._schedule_of(meta)
+        if key is None or not job_name:
+            return
+        pods = self.pods.setdefault((meta["namespace"], job_name), {})
+        if event_type == "DELETED":
+            pods.pop(meta["name"], None)
+        else:
+            pods[meta["name"]] = dict(body)
+            terminated = any(
+                "terminated" in (status.get("state") or {})
+                for status in (body.get("status") or {}).get("containerStatuses") or []
+            )
+            # Only a finished container tells the run's outcome.
+            if terminated:
+                self.queue.add(key)
 
     def observe_cronjob(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         meta = body["metadata"]
@@ -134,19 +198,34 @@ class Controller:
         while True:
             key = await self.queue.get()
             try:
+                started = time.monotonic()
                 await self.reconcile(key)
+                if self.metrics is not None:
+                    self.metrics.reconcile_duration.observe(time.monotonic() - started)
                 self.failures.pop(key, None)
             except asyncio.CancelledError:
                 raise
+            except ApiError as error:
+                if error.status == 409:
+                    # A newer copy is on its way through the watch, which queues
+                    # the key again; look once more soon in case it does not.
+                    self.timers.schedule(key, self.clock.now() + timedelta(seconds=1))
+                    continue
+                self._failed(key, error)
             except Exception as error:
-                # Never let one Schedule stop the others: log, back off, retry.
-                count = self.failures.get(key, 0) + 1
-                self.failures[key] = count
-                delay = min(ERROR_BACKOFF_MAX, 0.5 * 2**count)
-                log.warning("reconcile of %s/%s failed (%s); again in %.0fs", *key, error, delay)
-                self.timers.schedule(key, self.clock.now() + timedelta(seconds=delay))
+                self._failed(key, error)
             finally:
                 self.queue.done(key)
+
+    def _failed(self, key: Key, error: Exception) -> None:
+        # Never let one Schedule stop the others: log, back off, retry.
+        count = self.failures.get(key, 0) + 1
+        self.failures[key] = count
+        delay = min(ERROR_BACKOFF_MAX, 0.5 * 2**count)
+        log.warning("reconcile of %s/%s failed (%s); again in %.0fs", *key, error, delay)
+        self.timers.schedule(key, self.clock.now() + timedelta(seconds=delay))
+        if self.metrics is not None:
+            self.metrics.reconcile_errors.inc()
 
     # -- one reconcile ---------------------------------------------------------------------
 
@@ -163,14 +242,37 @@ class Controller:
             found = await self.api.get_or_none(service_account_path(namespace, account))
             account_exists = found is not None
         now = self.clock.now()
+        jobs = list(self.jobs.get(key, {}).values())
         observed = Observed(
             schedule=schedule,
             cronjob=self.cronjobs.get((namespace, cronjob_name(name))),
             service_account_exists=account_exists,
             known_tasks=self.tasks,
             check_params=self.check_params,
+            jobs=jobs,
+            pods={
+                job["metadata"]["name"]: list(
+                    self.pods.get((namespace, job["metadata"]["name"]), {}).values()
+                )
+                for job in jobs
+            },
         )
         plan = decide(observed, self.config, now)
+        metrics = self.metrics
+        assert metrics is not None
+
+        for job in plan.create_jobs:
+            try:
+                created = await self.api.create(jobs_path(namespace), job)
+                self.jobs.setdefault(key, {})[created["metadata"]["name"]] = created
+                trigger = job["metadata"]["annotations"][TRIGGER_ANNOTATION]
+                counter = metrics.retries if trigger == "Retry" else metrics.manual_runs
+                counter.labels(namespace, name).inc()
+                log.info("created %s Job %s/%s", trigger, namespace, job["metadata"]["name"])
+            except ApiError as error:
+                # A deterministic name already taken means this run exists: done.
+                if error.status != 409:
+                    raise
 
         if plan.apply_cronjob is not None:
             try:
@@ -209,14 +311,34 @@ class Controller:
                     plan.events = []
                     plan.status_patch = {}
 
-        for event in plan.events:
-            await self.post_event(schedule, event)
         if plan.status_patch:
-            updated = await self.api.merge_patch(
-                schedule_path(namespace, name, "status"), {"status": plan.status_patch}
-            )
+            # The resourceVersion makes the write conditional: a status computed
+            # from a stale copy is refused (409) rather than counting a run twice.
+            patch = {
+                "metadata": {"resourceVersion": schedule["metadata"]["resourceVersion"]},
+                "status": plan.status_patch,
+            }
+            updated = await self.api.merge_patch(schedule_path(namespace, name, "status"), patch)
             if key in self.schedules:
                 self.schedules[key] = updated
+        for event in plan.events:
+            await self.post_event(schedule, event)
+        for record in plan.finished:
+            result = record.result.value if record.result else "Unknown"
+            metrics.runs.labels(namespace, name, record.trigger.value, result).inc()
+            if record.duration_seconds is not None:
+                metrics.run_duration.labels(namespace, name).observe(record.duration_seconds)
+        for miss in plan.missed:
+            metrics.missed_runs.labels(namespace, name, miss_reason_label(miss.reason)).inc()
+        for job_name in plan.recorded:
+            try:
+                await self.api.merge_patch(
+                    job_path(namespace, job_name),
+                    {"metadata": {"annotations": {RECORDED_ANNOTATION: "true"}}},
+                )
+            except ApiError as error:
+                if error.status != 404:  # already gone: nothing left to mark
+                    raise
         if plan.requeue_at is not None:
             self.timers.schedule(key, plan.requeue_at)
         else:
@@ -255,6 +377,15 @@ class Controller:
         except ApiError as error:
             # An event that cannot be written must not block the reconcile.
             log.warning("event %s for %s/%s not posted: %s", event.reason, *_key(meta), error)
+
+
+def _older(new: Mapping[str, Any], cached: Mapping[str, Any] | None) -> bool:
+    """Whether ``new`` is an older copy than the cached one (etcd revisions are ordered)."""
+    if cached is None:
+        return False
+    new_rv = str(new["metadata"].get("resourceVersion", ""))
+    old_rv = str(cached["metadata"].get("resourceVersion", ""))
+    return new_rv.isdigit() and old_rv.isdigit() and int(new_rv) < int(old_rv)
 
 
 def _rejects_input(error: ApiError) -> bool:

@@ -70,6 +70,7 @@ class KubeApi:
         self._info: kopf.ConnectionInfo | None = None
         self._session: aiohttp.ClientSession | None = None
         self.requests = 0  # every request sent, for metrics and benchmarks
+        self.on_request: Callable[[], None] | None = None
 
     async def _connect(self, fresh: bool = False) -> tuple[aiohttp.ClientSession, str]:
         if self._session is None or fresh:
@@ -105,6 +106,8 @@ class KubeApi:
             data = None if body is None else json.dumps(body)
             headers = {"Content-Type": content_type} if body is not None else {}
             self.requests += 1
+            if self.on_request is not None:
+                self.on_request()
             async with session.request(method, url, data=data, headers=headers) as response:
                 text = await response.text()
                 if response.status == 401 and attempt == 0:
@@ -162,6 +165,14 @@ def schedule_path(namespace: str, name: str, sub: str = "") -> str:
 
 def cronjob_path(namespace: str, name: str) -> str:
     return f"/apis/batch/v1/namespaces/{namespace}/cronjobs/{name}"
+
+
+def jobs_path(namespace: str) -> str:
+    return f"/apis/batch/v1/namespaces/{namespace}/jobs"
+
+
+def job_path(namespace: str, name: str) -> str:
+    return f"{jobs_path(namespace)}/{name}"
 
 
 def service_account_path(namespace: str, name: str) -> str:

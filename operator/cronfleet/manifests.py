@@ -9,6 +9,8 @@ from cronfleet.config import OperatorConfig
 from cronfleet.models import API_VERSION, KIND, RunTrigger, ScheduleSpec
 from cronfleet.naming import (
     ATTEMPT_ANNOTATION,
+    ORIGIN_ANNOTATION,
+    SCHEDULED_TIME_ANNOTATION,
     TRIGGER_ANNOTATION,
     cronjob_name,
     labels,
@@ -33,7 +35,12 @@ def owner_reference(name: str, uid: str) -> Manifest:
 
 
 def runner_env(
-    namespace: str, name: str, spec: ScheduleSpec, trigger: RunTrigger, attempt: int
+    namespace: str,
+    name: str,
+    spec: ScheduleSpec,
+    trigger: RunTrigger,
+    attempt: int,
+    scheduled_time: str | None = None,
 ) -> list[Manifest]:
     """The runner contract's variables, then the user's own."""
     contract: list[Manifest] = [
@@ -47,6 +54,10 @@ def runner_env(
         {"name": "CRONFLEET_TRIGGER", "value": trigger.value},
         {"name": "CRONFLEET_ATTEMPT", "value": str(attempt)},
     ]
+    if scheduled_time:
+        # Known for the operator's own Jobs; a CronJob's Jobs carry it only in
+        # their name and annotations, which a pod cannot read.
+        contract.append({"name": "CRONFLEET_SCHEDULED_TIME", "value": scheduled_time})
     return contract + list(spec.env or [])
 
 
@@ -57,12 +68,13 @@ def pod_template(
     config: OperatorConfig,
     trigger: RunTrigger,
     attempt: int,
+    scheduled_time: str | None = None,
 ) -> Manifest:
     container: Manifest = {
         "name": RUNNER_CONTAINER,
         "image": config.runner_image,
         "imagePullPolicy": config.runner_pull_policy,
-        "env": runner_env(namespace, name, spec, trigger, attempt),
+        "env": runner_env(namespace, name, spec, trigger, attempt, scheduled_time),
         # The runner writes its summary there; on a crash the log tail stands in.
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
@@ -110,6 +122,7 @@ def job_spec(
     config: OperatorConfig,
     trigger: RunTrigger,
     attempt: int,
+    scheduled_time: str | None = None,
 ) -> Manifest:
     return {
         # Retries belong to the operator, where they are visible and delayed.
@@ -127,7 +140,47 @@ def job_spec(
                 }
             ]
         },
-        "template": pod_template(namespace, name, spec, config, trigger, attempt),
+        "template": pod_template(namespace, name, spec, config, trigger, attempt, scheduled_time),
+    }
+
+
+# The operator's own Jobs are not the CronJob's, so its history limits do not
+# remove them: they go a day after finishing, long after their run is recorded.
+OWN_JOB_TTL_SECONDS = 86400
+
+
+def run_job(
+    namespace: str,
+    name: str,
+    uid: str,
+    spec: ScheduleSpec,
+    config: OperatorConfig,
+    *,
+    job_name: str,
+    trigger: RunTrigger,
+    attempt: int,
+    scheduled_time: str | None,
+    origin: str | None,
+) -> Manifest:
+    """A retry or manual run: the CronJob's template, with its own trigger and attempt."""
+    annotations = {TRIGGER_ANNOTATION: trigger.value, ATTEMPT_ANNOTATION: str(attempt)}
+    if scheduled_time:
+        annotations[SCHEDULED_TIME_ANNOTATION] = scheduled_time
+    if origin:
+        annotations[ORIGIN_ANNOTATION] = origin
+    body = job_spec(namespace, name, spec, config, trigger, attempt, scheduled_time)
+    body["ttlSecondsAfterFinished"] = OWN_JOB_TTL_SECONDS
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name,
+            "namespace": namespace,
+            "labels": labels(name),
+            "annotations": annotations,
+            "ownerReferences": [owner_reference(name, uid)],
+        },
+        "spec": body,
     }
 
 

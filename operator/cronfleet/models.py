@@ -309,6 +309,9 @@ class ScheduleStatus(ApiModel):
     last_failure_time: str | None = Field(default=None, description="Last time a run failed.")
     retry_count: int = Field(default=0, description="Retries of the current failing run.")
     next_retry_time: str | None = Field(default=None, description="When the next retry starts.")
+    retry_of: str | None = Field(
+        default=None, description="The Job whose failure the current retries repeat."
+    )
     consecutive_failures: int = Field(default=0, description="Failed runs since the last success.")
     counts: RunCounts = Field(
         default_factory=RunCounts, description="Runs by result since the schedule was created."
@@ -317,7 +320,11 @@ class ScheduleStatus(ApiModel):
         default_factory=list, description="Recent runs, newest first (spec.history.keep)."
     )
     missed_runs: list[MissedRun] = Field(
-        default_factory=list, description="Recent scheduled times that passed without a run."
+        default_factory=list,
+        description="Recent scheduled times that passed without a run, newest first.",
+    )
+    missed_runs_checked_until: str | None = Field(
+        default=None, description="Scheduled times up to this one were checked for misses."
     )
     last_handled_tokens: dict[str, str] = Field(
         default_factory=dict,

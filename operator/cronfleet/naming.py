@@ -10,6 +10,8 @@ SCHEDULE_LABEL = "cronfleet.io/schedule"
 TRIGGER_ANNOTATION = "cronfleet.io/trigger"
 ATTEMPT_ANNOTATION = "cronfleet.io/attempt"
 SCHEDULED_TIME_ANNOTATION = "cronfleet.io/scheduled-time"
+ORIGIN_ANNOTATION = "cronfleet.io/origin"
+RECORDED_ANNOTATION = "cronfleet.io/recorded"
 
 # The CronJob controller appends an 11-character suffix to its Jobs' names,
 # and Job names must stay within 63, hence the API server's 52 for CronJobs.

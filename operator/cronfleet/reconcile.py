@@ -8,7 +8,7 @@ touches the network; ``cronfleet.controller`` carries the plan out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,8 +17,9 @@ from cronfleet.clock import from_rfc3339, to_rfc3339
 from cronfleet.config import OperatorConfig
 from cronfleet.cronschedule import CronError, describe, next_fire_time, parse, zone
 from cronfleet.manifests import Manifest, contains, desired_cronjob
-from cronfleet.models import Phase
+from cronfleet.models import MissedRun, OnExhausted, Phase, RunRecord
 from cronfleet.naming import cronjob_name
+from cronfleet.tracking import RESET_ANNOTATION, Event, Tracking, track
 from cronfleet.validation import ParamsCheck, Problem, missing_service_account, validate_spec
 
 READY = "Ready"
@@ -27,25 +28,6 @@ READY = "Ready"
 REFRESH_DELAY = timedelta(seconds=1)
 # A referenced ServiceAccount that is missing is looked for again this often.
 SERVICE_ACCOUNT_RECHECK = timedelta(seconds=10)
-
-# The status fields this reconcile owns; run tracking owns the others.
-OWNED_STATUS_FIELDS = (
-    "phase",
-    "message",
-    "observedGeneration",
-    "cronJob",
-    "scheduleDescription",
-    "nextRunTime",
-    "lastRunTime",
-    "conditions",
-)
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str  # Normal | Warning
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True)
@@ -57,6 +39,8 @@ class Observed:
     service_account_exists: bool | None  # None when the spec names none
     known_tasks: frozenset[str] | None
     check_params: ParamsCheck | None = None
+    jobs: Sequence[Mapping[str, Any]] = ()
+    pods: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -65,6 +49,14 @@ class Plan:
     status_patch: dict[str, Any] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     requeue_at: datetime | None = None
+    create_jobs: list[Manifest] = field(default_factory=list)
+    recorded: list[str] = field(default_factory=list)  # Jobs to annotate as counted
+    finished: list[RunRecord] = field(default_factory=list)
+    missed: list[MissedRun] = field(default_factory=list)
+
+    def wake(self, at: datetime | None) -> None:
+        if at is not None:
+            self.requeue_at = min(self.requeue_at, at) if self.requeue_at else at
 
 
 def _condition(
@@ -113,10 +105,26 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
         spec = None
         plan.requeue_at = now + SERVICE_ACCOUNT_RECHECK
 
-    # 2-3. Desired CronJob, applied only when the observed one lacks part of it.
+    # 2. Runs: history, retries, the Failed state, run-now, missed runs.
+    tracking: Tracking | None = None
+    failed = False
+    if spec is not None:
+        tracking = track(schedule, spec, observed.jobs, observed.pods, config, now)
+        failed = tracking.failed
+        plan.events += tracking.events
+        plan.create_jobs = tracking.create_jobs
+        plan.recorded = tracking.recorded
+        plan.finished = tracking.finished
+        plan.missed = tracking.missed
+        plan.wake(tracking.requeue_at)
+
+    # 3. Desired CronJob, applied only when the observed one lacks part of it.
     cronjob = observed.cronjob
     if spec is not None:
-        desired = desired_cronjob(namespace, name, uid, spec, config, suspend=spec.suspend)
+        halted = failed and spec.retry.on_exhausted is OnExhausted.SUSPEND
+        desired = desired_cronjob(
+            namespace, name, uid, spec, config, suspend=spec.suspend or halted
+        )
         if cronjob is None or not contains(cronjob, desired):
             plan.apply_cronjob = desired
             cronjob = desired
@@ -148,6 +156,17 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
         ]
         if old_phase != Phase.INVALID.value or status.get("message") != message:
             plan.events.append(Event("Warning", "InvalidSpec", message))
+    elif spec is not None and failed:
+        suspended = spec.retry.on_exhausted is OnExhausted.SUSPEND
+        message = (
+            f"retries exhausted ({spec.retry.max_retries}); "
+            + ("the CronJob is suspended" if suspended else "the cadence continues")
+            + f"; annotate {RESET_ANNOTATION} with a new value or change the spec to reset"
+        )
+        new.update(phase=Phase.FAILED.value, message=message)
+        new["conditions"] = [
+            _condition(previous_conditions, "False", "RetriesExhausted", message, generation, now)
+        ]
     elif spec is not None and spec.suspend:
         message = "suspended by spec.suspend: no scheduled runs until it is false"
         new.update(phase=Phase.PAUSED.value, message=message)
@@ -161,17 +180,18 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
         new["conditions"] = [
             _condition(previous_conditions, "True", "Scheduled", "", generation, now)
         ]
-        if old_phase == Phase.PAUSED.value:
+        if old_phase == Phase.PAUSED.value and not (spec and spec.suspend):
             plan.events.append(Event("Normal", "Resumed", "spec.suspend is false: runs resume"))
 
+    if tracking is not None:
+        new.update(tracking.updates)
     plan.status_patch = {
         key: value for key, value in new.items() if _differs(status.get(key), value)
     }
 
     # 5. Look again after the next fire time, to move nextRunTime on.
     if next_run is not None:
-        refresh = next_run + REFRESH_DELAY
-        plan.requeue_at = min(plan.requeue_at, refresh) if plan.requeue_at else refresh
+        plan.wake(next_run + REFRESH_DELAY)
     return plan
 
 
@@ -186,4 +206,4 @@ def _differs(old: Any, new: Any) -> bool:
     return bool(old != new)
 
 
-__all__ = ["OWNED_STATUS_FIELDS", "Event", "Observed", "Plan", "Problem", "decide"]
+__all__ = ["Event", "Observed", "Plan", "Problem", "decide"]

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from cronfleet_devcluster.binaries import cached_binaries, ensure_binaries
-from cronfleet_devcluster.controlplane import ControlPlane
+from cronfleet_devcluster.controlplane import ControlPlane, free_port
 from cronfleet_devcluster.kube import NAMESPACES, SERVICEACCOUNTS, Kube
 from cronfleet_devcluster.testing import eventually
 
@@ -102,6 +102,7 @@ class OperatorProcess:
     log_path: Path
     extra_env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
+    metrics_url: str = ""
 
     def start(self) -> None:
         env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), **self.extra_env)
@@ -152,7 +153,13 @@ def operator(
     cluster: Cluster, crd: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     log_path = tmp_path_factory.mktemp("operator") / "operator.log"
-    process = OperatorProcess(cluster.kubeconfig, log_path, {"CRONFLEET_WORKERS": "8"})
+    metrics_port = free_port()
+    process = OperatorProcess(
+        cluster.kubeconfig,
+        log_path,
+        {"CRONFLEET_WORKERS": "8", "CRONFLEET_METRICS_PORT": str(metrics_port)},
+    )
+    process.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     if os.environ.get("CRONFLEET_TEST_OPERATOR") == "external":
         # The cluster runs its own operator (a Helm install): do not start one.
         yield process

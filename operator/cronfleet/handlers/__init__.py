@@ -1,5 +1,5 @@
 """kopf handlers, one module per watched kind; importing this registers them all."""
 
-from cronfleet.handlers import cronjobs, lifecycle, schedules
+from cronfleet.handlers import cronjobs, jobs, lifecycle, pods, schedules
 
-__all__ = ["cronjobs", "lifecycle", "schedules"]
+__all__ = ["cronjobs", "jobs", "lifecycle", "pods", "schedules"]

@@ -44,6 +44,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     config: OperatorConfig = memo.get("config") or OperatorConfig.from_env()
     controller = Controller(api=KubeApi(lambda: _login(settings)), config=config)
     memo["controller"] = controller
+    if config.metrics_port and controller.metrics is not None:
+        controller.metrics.serve(config.metrics_port)
     controller.start()
 
 

@@ -1,0 +1,172 @@
+"""Runs: what a Job and its pod say about one run, and the names of the Jobs
+the operator creates itself (retries and manual runs).
+
+Pure functions of the observed objects; the ledger of which runs were
+already counted is the Schedule's ``status.history`` together with the
+``cronfleet.io/recorded`` annotation on the Job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cronfleet.clock import from_rfc3339, to_rfc3339
+from cronfleet.models import Backoff, RunRecord, RunResult, RunTrigger
+from cronfleet.naming import (
+    ATTEMPT_ANNOTATION,
+    ORIGIN_ANNOTATION,
+    SCHEDULED_TIME_ANNOTATION,
+    TRIGGER_ANNOTATION,
+)
+
+CRONJOB_SCHEDULED_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
+PERMANENT_FAILURE_EXIT_CODE = 2
+MAX_MESSAGE = 1024
+# Job names are label values (63); the pods' generated suffix fits within pod names.
+JOB_NAME_LIMIT = 63
+
+
+def _condition(job: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == kind and condition.get("status") == "True":
+            found: Mapping[str, Any] = condition
+            return found
+    return None
+
+
+def job_result(job: Mapping[str, Any]) -> RunResult | None:
+    """Succeeded, Failed or TimedOut once the Job controller has decided; else None."""
+    if _condition(job, "Complete"):
+        return RunResult.SUCCEEDED
+    failed = _condition(job, "Failed")
+    if failed:
+        if failed.get("reason") == "DeadlineExceeded":
+            return RunResult.TIMED_OUT
+        return RunResult.FAILED
+    return None
+
+
+def scheduled_time(job: Mapping[str, Any]) -> datetime | None:
+    """When the run was due: the CronJob controller's annotation, ours, or the name.
+
+    The CronJob controller names its Jobs ``<cronjob>-<minutes since the epoch>``.
+    """
+    annotations = job["metadata"].get("annotations") or {}
+    for key in (SCHEDULED_TIME_ANNOTATION, CRONJOB_SCHEDULED_ANNOTATION):
+        if annotations.get(key):
+            try:
+                return from_rfc3339(annotations[key])
+            except ValueError:
+                pass
+    suffix = job["metadata"]["name"].rsplit("-", 1)[-1]
+    if suffix.isdigit() and len(suffix) >= 8:
+        return datetime.fromtimestamp(int(suffix) * 60, UTC)
+    return None
+
+
+def trigger_of(job: Mapping[str, Any]) -> RunTrigger:
+    value = str((job["metadata"].get("annotations") or {}).get(TRIGGER_ANNOTATION))
+    try:
+        return RunTrigger(value)
+    except ValueError:
+        return RunTrigger.SCHEDULED
+
+
+def attempt_of(job: Mapping[str, Any]) -> int:
+    value = (job["metadata"].get("annotations") or {}).get(ATTEMPT_ANNOTATION, "0")
+    return int(value) if str(value).isdigit() else 0
+
+
+def origin_of(job: Mapping[str, Any]) -> str:
+    """The first run of a retry chain: a retry names it, any other run is its own."""
+    annotations = job["metadata"].get("annotations") or {}
+    origin: str = annotations.get(ORIGIN_ANNOTATION) or job["metadata"]["name"]
+    return origin
+
+
+def runner_outcome(pods: Sequence[Mapping[str, Any]]) -> tuple[int | None, str]:
+    """Exit code and message of the runner container of the Job's last pod."""
+    best: tuple[str, int | None, str] | None = None
+    for pod in pods:
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            terminated = (status.get("state") or {}).get("terminated")
+            if not terminated:
+                continue
+            finished = str(terminated.get("finishedAt") or "")
+            code = terminated.get("exitCode")
+            message = summary_message(str(terminated.get("message") or ""))
+            if best is None or finished >= best[0]:
+                best = (finished, code, message)
+    if best is None:
+        return None, ""
+    return best[1], best[2]
+
+
+def summary_message(text: str) -> str:
+    """The runner writes a JSON summary; anything else (a log tail) is kept as it is."""
+    text = text.strip()
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError:
+        return text[-MAX_MESSAGE:]
+    if isinstance(parsed, dict) and "message" in parsed:
+        return str(parsed["message"])[:MAX_MESSAGE]
+    return text[-MAX_MESSAGE:]
+
+
+def run_record(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> RunRecord:
+    status = job.get("status") or {}
+    result = job_result(job)
+    start = status.get("startTime")
+    completion = status.get("completionTime")
+    if result is not None and not completion:
+        failed = _condition(job, "Failed")
+        completion = failed.get("lastTransitionTime") if failed else None
+    duration = None
+    if start and completion:
+        duration = (from_rfc3339(completion) - from_rfc3339(start)).total_seconds()
+    exit_code, message = runner_outcome(pods) if result is not None else (None, "")
+    if result is not None and not message:
+        failed = _condition(job, "Failed")
+        message = str(failed.get("message") or "") if failed else ""
+    due = scheduled_time(job)
+    return RunRecord(
+        job=job["metadata"]["name"],
+        trigger=trigger_of(job),
+        attempt=attempt_of(job),
+        scheduled_time=to_rfc3339(due) if due else None,
+        start_time=start,
+        completion_time=completion if result is not None else None,
+        duration_seconds=duration,
+        result=result,
+        exit_code=exit_code,
+        message=message,
+    )
+
+
+def retry_delay(backoff: Backoff, retry_index: int) -> timedelta:
+    """Delay before retry ``retry_index`` (0 for the first): initial x factor^n, capped."""
+    seconds = backoff.initial_delay_seconds * backoff.factor**retry_index
+    return timedelta(seconds=min(seconds, backoff.max_delay_seconds))
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _job_name(cronjob: str, kind: str, key: str) -> str:
+    # <cronjob>-<kind>-<hash>: deterministic, so creating it twice is AlreadyExists.
+    tail = f"-{kind}-{_short_hash(key)}"
+    return cronjob[: JOB_NAME_LIMIT - len(tail)].rstrip("-.") + tail
+
+
+def retry_job_name(cronjob: str, origin: str, attempt: int) -> str:
+    return _job_name(cronjob, f"r{attempt}", origin)
+
+
+def manual_job_name(cronjob: str, token: str) -> str:
+    return _job_name(cronjob, "m", token)
