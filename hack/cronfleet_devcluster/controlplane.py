@@ -156,6 +156,7 @@ class ControlPlane:
     binaries: Binaries | None = None
     with_agent: bool = True
     processes: dict[str, int] = field(default_factory=dict)
+    commands: dict[str, tuple[list[str], dict[str, str] | None]] = field(default_factory=dict)
     api_port: int = 0
 
     @property
@@ -367,6 +368,13 @@ class ControlPlane:
             _terminate_group(pid, grace)
             self._write_state()
 
+    def start_component(self, name: str) -> None:
+        """Start a part stopped by `stop_component` again, as it was first started."""
+        if name in self.processes:
+            return
+        argv, env = self.commands[name]
+        self._spawn(name, argv, env)
+
     # -- persistence for the detached `make cluster` ----------------------------
 
     def _write_state(self) -> None:
@@ -397,6 +405,7 @@ class ControlPlane:
         self._spawn(name, argv, env)
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self.commands[name] = (argv, env)
         (self.directory / "logs").mkdir(parents=True, exist_ok=True)
         log = self.log(name).open("ab")
         # A session of its own, so stopping the group also stops any child
