@@ -13,15 +13,17 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from cronfleet_devcluster.binaries import ensure_binaries
-from cronfleet_devcluster.controlplane import ControlPlane
+from cronfleet_devcluster.controlplane import ControlPlane, free_port
 from cronfleet_devcluster.kube import (
     CRONJOBS,
+    JOBS,
     NAMESPACES,
     SCHEDULES,
     ApiError,
@@ -65,6 +67,57 @@ def cronjob(name: str) -> Object:
     }
 
 
+def api_requests(metrics_url: str) -> float:
+    with urllib.request.urlopen(metrics_url, timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("cronfleet_api_requests_total "):
+                return float(line.split()[1])
+    raise RuntimeError("cronfleet_api_requests_total is not exported")
+
+
+def retry_latencies(kube: Kube, samples: int) -> list[float]:
+    """Seconds from a Job's Failed condition to its retry Job, both as a watch delivers them."""
+    body = schedule("retry-chain")
+    body["spec"].update(
+        task="sleep",
+        params={"seconds": 0, "exitCode": 1},
+        retry={"maxRetries": samples, "backoff": {"initialDelaySeconds": 0, "factor": 1}},
+    )
+    kube.create(SCHEDULES, body, OPERATOR_NAMESPACE)
+    version = kube.listing(JOBS, OPERATOR_NAMESPACE)["metadata"]["resourceVersion"]
+    kube.patch(
+        SCHEDULES,
+        "retry-chain",
+        {"metadata": {"annotations": {"cronfleet.io/run-now": "bench"}}},
+        OPERATOR_NAMESPACE,
+    )
+    failed_at: dict[int, float] = {}
+    created_at: dict[int, float] = {}
+    deadline = time.monotonic() + 60 + samples * 10
+    while len(created_at) < samples and time.monotonic() < deadline:
+        for event in kube.watch(JOBS, version, OPERATOR_NAMESPACE, timeout_seconds=30):
+            seen = time.monotonic()
+            job = event["object"]
+            version = job["metadata"]["resourceVersion"]
+            if event["type"] == "BOOKMARK":
+                continue
+            attempt = int(
+                (job["metadata"].get("annotations") or {}).get("cronfleet.io/attempt", "0")
+            )
+            if event["type"] == "ADDED" and attempt:
+                created_at.setdefault(attempt, seen)
+            conditions = (job.get("status") or {}).get("conditions") or []
+            if any(c["type"] == "Failed" and c["status"] == "True" for c in conditions):
+                failed_at.setdefault(attempt, seen)
+            if len(created_at) >= samples:
+                break
+    return [
+        created_at[attempt] - failed_at[attempt - 1]
+        for attempt in sorted(created_at)
+        if attempt - 1 in failed_at
+    ]
+
+
 def process_usage(pid: int) -> tuple[float, float]:
     """(RSS in MiB, CPU seconds) of a process."""
     rss_kib = 0
@@ -103,6 +156,7 @@ def main() -> None:
     parser.add_argument("--bulk", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--idle-seconds", type=int, default=60)
+    parser.add_argument("--retry-samples", type=int, default=20)
     args = parser.parse_args()
 
     binaries = ensure_binaries()
@@ -140,8 +194,13 @@ def main() -> None:
         floor = parallel(args.bulk, args.concurrency, floor_item)
 
         log_path = directory / "operator.log"
+        metrics_port = free_port()
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         env = dict(
-            os.environ, KUBECONFIG=str(plane.kubeconfig), CRONFLEET_WORKERS=str(args.concurrency)
+            os.environ,
+            KUBECONFIG=str(plane.kubeconfig),
+            CRONFLEET_WORKERS=str(args.concurrency),
+            CRONFLEET_METRICS_PORT=str(metrics_port),
         )
         with log_path.open("ab") as log:
             operator = subprocess.Popen(
@@ -185,8 +244,15 @@ def main() -> None:
             done = wait_all_active(kube, OPERATOR_NAMESPACE, existing + args.bulk, 600)
             bulk = done - began
             rss_after, cpu_after = process_usage(operator.pid)
+            requests_before = api_requests(metrics_url)
             time.sleep(args.idle_seconds)
             rss_idle, cpu_idle = process_usage(operator.pid)
+            idle_requests = api_requests(metrics_url) - requests_before
+            schedules = existing + args.bulk
+            per_schedule_hour = idle_requests / schedules * 3600 / args.idle_seconds
+
+            # (e) A failure seen -> its retry Job created, with zero backoff.
+            retries = sorted(retry_latencies(kube, args.retry_samples))
         finally:
             operator.terminate()
             operator.wait(30)
@@ -216,6 +282,18 @@ def main() -> None:
             f"{cpu_idle - cpu_after:.2f} s",
             "",
         ),
+        (
+            f"(e) failed Job -> retry Job, zero backoff, p50 of {len(retries)}",
+            f"{statistics.median(retries) * 1000:.0f} ms",
+            "",
+        ),
+        ("(e) failed Job -> retry Job, zero backoff, max", f"{retries[-1] * 1000:.0f} ms", ""),
+        (
+            f"(f) API requests while idle ({schedules} Schedules, {args.idle_seconds} s)",
+            f"{idle_requests:.0f}",
+            "",
+        ),
+        ("(f) API requests per Schedule per hour, idle", f"{per_schedule_hour:.3f}", ""),
     ]
     width = max(len(row[0]) for row in rows)
     print()
