@@ -22,7 +22,9 @@ def spec(**fields: Any) -> ScheduleSpec:
     return ScheduleSpec.model_validate(body)
 
 
-def schedule(status: dict[str, Any] | None = None, **annotations: str) -> dict[str, Any]:
+def schedule(
+    status: dict[str, Any] | None = None, annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
     return {
         "metadata": {
             "name": "sync",
@@ -158,11 +160,16 @@ def test_exit_code_two_and_timeouts() -> None:
 
 def test_reset_token_and_spec_change_clear_failed() -> None:
     failed = {"phase": "Failed", "retryCount": 3, "consecutiveFailures": 4}
-    out = track(schedule(failed, **{"cronfleet.io/reset": "t1"}), spec(), [], {}, CONFIG, NOW)
+    out = track(
+        schedule(failed, annotations={"cronfleet.io/reset": "t1"}), spec(), [], {}, CONFIG, NOW
+    )
     assert not out.failed and out.updates["retryCount"] == 0
     assert out.updates["lastHandledTokens"] == {"reset": "t1"}
     again = track(
-        schedule({**failed, "lastHandledTokens": {"reset": "t1"}}, **{"cronfleet.io/reset": "t1"}),
+        schedule(
+            {**failed, "lastHandledTokens": {"reset": "t1"}},
+            annotations={"cronfleet.io/reset": "t1"},
+        ),
         spec(),
         [],
         {},
@@ -176,11 +183,16 @@ def test_reset_token_and_spec_change_clear_failed() -> None:
 
 
 def test_run_now_once_per_token() -> None:
-    out = track(schedule(**{"cronfleet.io/run-now": "a"}), spec(), [], {}, CONFIG, NOW)
+    out = track(schedule(annotations={"cronfleet.io/run-now": "a"}), spec(), [], {}, CONFIG, NOW)
     [manual] = out.create_jobs
     assert manual["metadata"]["name"] == manual_job_name("sync", "a")
     seen = track(
-        schedule(out.updates, **{"cronfleet.io/run-now": "a"}), spec(), [], {}, CONFIG, NOW
+        schedule(out.updates, annotations={"cronfleet.io/run-now": "a"}),
+        spec(),
+        [],
+        {},
+        CONFIG,
+        NOW,
     )
     assert seen.create_jobs == []
 
