@@ -63,8 +63,12 @@ demo: binaries ## The main job: local control plane, CRD, operator, examples/, `
 bench: binaries ## Benchmarks on a fresh local control plane; prints a table with ratios to a floor
 	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
 
+.PHONY: e2e-kind
+e2e-kind: $(STAMP) ## With Docker and kind: build images, helm install, run the integration suite on kind
+	hack/e2e/kind.sh $(PYTEST_ARGS)
+
 .PHONY: crds
-crds: $(STAMP) ## Regenerate crds/ from the pydantic models
+crds: $(STAMP) ## Regenerate crds/ (and the chart's copy) from the pydantic models
 	$(BIN)/python -m cronfleet.crd
 
 .PHONY: cluster

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import json
 import logging
 import os
 import re
@@ -38,6 +39,7 @@ from cronfleet_devcluster.kube import (
     NODES,
     PODS,
     SECRETS,
+    SERVICEACCOUNTS,
     STRATEGIC_PATCH,
     ApiError,
     Kube,
@@ -425,6 +427,9 @@ class PodRunner(threading.Thread):
         local_message = self._message_file(run)
         local_message.write_text("")
         full_env = self.agent.base_env(self.pod)
+        kubeconfig = self.agent.service_account_kubeconfig(self.pod, self.directory)
+        if kubeconfig is not None:
+            full_env["KUBECONFIG"] = str(kubeconfig)
         # The runner's contract names its message file through this variable;
         # the agent points it (and any literal use of the path) at a per-pod file.
         full_env["CRONFLEET_TERMINATION_MESSAGE_PATH"] = str(local_message)
@@ -658,6 +663,67 @@ class NodeAgent:
             "KUBERNETES_SERVICE_PORT": str(self.api_port),
             "PYTHONUNBUFFERED": "1",
         }
+
+    def service_account_kubeconfig(self, pod: Object, directory: Path) -> Path | None:
+        """The pod's ServiceAccount credentials, as the kubelet would mount them.
+
+        A real kubelet projects a token file at a fixed path; local processes
+        cannot share that path, so the agent requests the same bound token and
+        hands it over as a kubeconfig in KUBECONFIG, which every Kubernetes
+        client (kopf's included) reads when no in-cluster token is mounted.
+        """
+        spec = pod["spec"]
+        if spec.get("automountServiceAccountToken") is False:
+            return None
+        meta = pod["metadata"]
+        account = spec.get("serviceAccountName") or "default"
+        request = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {
+                "expirationSeconds": 86400,
+                "boundObjectRef": {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                },
+            },
+        }
+        try:
+            issued = self.kube.request(
+                "POST", SERVICEACCOUNTS.path(meta["namespace"], account, "token"), request
+            )
+        except ApiError as error:
+            log.warning("no token for %s/%s: %s", meta["namespace"], account, error)
+            return None
+        path = directory / "serviceaccount.kubeconfig"
+        credentials = self.kube.credentials
+        cluster: Object = {"server": credentials.server}
+        if credentials.ca_file:
+            cluster["certificate-authority"] = credentials.ca_file
+        path.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "local", "cluster": cluster}],
+                    "users": [{"name": account, "user": {"token": issued["status"]["token"]}}],
+                    "contexts": [
+                        {
+                            "name": "local",
+                            "context": {
+                                "cluster": "local",
+                                "user": account,
+                                "namespace": meta["namespace"],
+                            },
+                        }
+                    ],
+                    "current-context": "local",
+                }
+            )
+        )
+        return path
 
     def forget(self, uid: str) -> None:
         with self.lock:

@@ -17,10 +17,12 @@ from pathlib import Path
 
 KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.5.35"
+HELM_VERSION = "v3.19.2"
 
 HACK_DIR = Path(__file__).resolve().parent.parent
 KUBERNETES_MODULE = HACK_DIR / "kubernetes"
 ETCD_MODULE = HACK_DIR / "etcd"
+HELM_MODULE = HACK_DIR / "helm"
 
 KUBERNETES_PROGRAMS = ("kube-apiserver", "kube-controller-manager", "kubectl")
 
@@ -57,6 +59,32 @@ def cached_binaries(root: Path | None = None) -> Binaries:
         kube_controller_manager=kube_dir / "kube-controller-manager",
         kubectl=kube_dir / "kubectl",
     )
+
+
+def cached_helm(root: Path | None = None) -> Path:
+    return (root or cache_root()) / "bin" / f"helm-{HELM_VERSION}" / "helm"
+
+
+def ensure_helm(root: Path | None = None, log: bool = True) -> Path:
+    """The Helm client, built from the Go module proxy when missing."""
+    helm = cached_helm(root)
+    if not helm.exists():
+        if log:
+            print(
+                f"[cronfleet-devcluster] building Helm {HELM_VERSION} from the Go module proxy ...",
+                file=sys.stderr,
+                flush=True,
+            )
+        started = time.monotonic()
+        ldflags = f"-s -w -X helm.sh/helm/v3/internal/version.version={HELM_VERSION}"
+        _build(HELM_MODULE, helm.parent, ["helm.sh/helm/v3/cmd/helm"], ldflags)
+        if log:
+            print(
+                f"[cronfleet-devcluster] built Helm in {time.monotonic() - started:.0f}s",
+                file=sys.stderr,
+                flush=True,
+            )
+    return helm
 
 
 def version_ldflags(version: str) -> str:

@@ -10,9 +10,11 @@ from pathlib import Path
 
 from cronfleet_devcluster.binaries import (
     ETCD_VERSION,
+    HELM_VERSION,
     KUBERNETES_VERSION,
     cached_binaries,
     ensure_binaries,
+    ensure_helm,
 )
 from cronfleet_devcluster.controlplane import ControlPlane, ControlPlaneError
 
@@ -26,11 +28,12 @@ def default_directory() -> Path:
 def command_build(_: argparse.Namespace) -> int:
     started = time.monotonic()
     binaries = ensure_binaries()
+    helm = ensure_helm()
     print(
-        f"Kubernetes {KUBERNETES_VERSION} and etcd {ETCD_VERSION} ready "
+        f"Kubernetes {KUBERNETES_VERSION}, etcd {ETCD_VERSION} and Helm {HELM_VERSION} ready "
         f"in {time.monotonic() - started:.1f}s:"
     )
-    for path in binaries.all():
+    for path in (*binaries.all(), helm):
         print(f"  {path}")
     return 0
 

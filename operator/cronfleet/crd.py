@@ -17,7 +17,10 @@ import yaml
 
 from cronfleet.models import GROUP, KIND, PLURAL, VERSION, ScheduleSpec, ScheduleStatus
 
-CRD_PATH = Path(__file__).resolve().parents[2] / "crds" / f"{PLURAL}.{GROUP}.yaml"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CRD_PATH = REPO_ROOT / "crds" / f"{PLURAL}.{GROUP}.yaml"
+# The Helm chart ships the same bytes.
+CHART_CRD_PATH = REPO_ROOT / "charts" / "cronfleet" / "files" / f"{PLURAL}.{GROUP}.yaml"
 
 Schema = dict[str, Any]
 
@@ -223,13 +226,16 @@ def render_yaml() -> str:
 
 def main() -> None:
     text = render_yaml()
+    paths = (CRD_PATH, CHART_CRD_PATH)
     if "--check" in sys.argv:
-        if not CRD_PATH.exists() or CRD_PATH.read_text() != text:
-            print(f"{CRD_PATH} is out of date: run `make crds`", file=sys.stderr)
-            sys.exit(1)
+        for path in paths:
+            if not path.exists() or path.read_text() != text:
+                print(f"{path} is out of date: run `make crds`", file=sys.stderr)
+                sys.exit(1)
         return
-    CRD_PATH.write_text(text)
-    print(f"wrote {CRD_PATH}")
+    for path in paths:
+        path.write_text(text)
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

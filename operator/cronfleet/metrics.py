@@ -9,6 +9,7 @@ at once after a restart and cost nothing between scrapes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -16,6 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from cronfleet.clock import from_rfc3339
+from cronfleet.cronschedule import CronError, next_fire_time, parse, zone
 from cronfleet.models import Phase
 
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
@@ -26,6 +28,21 @@ class ScheduleCollector(Collector):
 
     def __init__(self, schedules: Callable[[], Iterable[Mapping[str, Any]]]) -> None:
         self._schedules = schedules
+        self._periods: dict[tuple[str, str], float | None] = {}
+
+    def period(self, cron: str, time_zone: str) -> float | None:
+        """Seconds between two fire times, for "no success in N periods" alerts."""
+        key = (cron, time_zone)
+        if key not in self._periods:
+            try:
+                spec, tz = parse(cron), zone(time_zone)
+                first = next_fire_time(spec, datetime.now(UTC), tz)
+                second = next_fire_time(spec, first, tz) if first else None
+                gap = (second - first).total_seconds() if first and second else None
+            except CronError:
+                gap = None
+            self._periods[key] = gap
+        return self._periods[key]
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         by_phase = GaugeMetricFamily(
@@ -58,6 +75,11 @@ class ScheduleCollector(Collector):
             "Failed runs of the Schedule since its last success.",
             labels=["namespace", "schedule"],
         )
+        period = GaugeMetricFamily(
+            "cronfleet_schedule_period_seconds",
+            "Seconds between two scheduled runs of the Schedule.",
+            labels=["namespace", "schedule"],
+        )
         counts: dict[tuple[str, str], int] = {}
         for body in list(self._schedules()):
             meta = body["metadata"]
@@ -77,6 +99,9 @@ class ScheduleCollector(Collector):
                 last_success.add_metric(
                     labels, from_rfc3339(status["lastSuccessfulTime"]).timestamp()
                 )
+            seconds = self.period(str(spec.get("cron", "")), str(spec.get("timeZone", "UTC")))
+            if seconds is not None:
+                period.add_metric(labels, seconds)
             retry_count.add_metric(labels, float(status.get("retryCount") or 0))
             failures.add_metric(labels, float(status.get("consecutiveFailures") or 0))
         namespaces = {namespace for namespace, _ in counts}
@@ -85,7 +110,7 @@ class ScheduleCollector(Collector):
                 by_phase.add_metric(
                     [namespace, phase.value], counts.get((namespace, phase.value), 0)
                 )
-        yield from (by_phase, info, next_run, last_success, retry_count, failures)
+        yield from (by_phase, info, next_run, last_success, period, retry_count, failures)
 
 
 class Metrics:

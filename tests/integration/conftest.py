@@ -103,6 +103,7 @@ class OperatorProcess:
     extra_env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
     metrics_url: str = ""
+    external: bool = False
 
     def start(self) -> None:
         env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), **self.extra_env)
@@ -131,6 +132,10 @@ class OperatorProcess:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+    def require_local(self) -> None:
+        if self.external:
+            pytest.skip("the operator under test runs inside the cluster")
 
     def restart(self) -> None:
         self.stop()
@@ -161,7 +166,10 @@ def operator(
     )
     process.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     if os.environ.get("CRONFLEET_TEST_OPERATOR") == "external":
-        # The cluster runs its own operator (a Helm install): do not start one.
+        # The cluster runs its own operator (a Helm install): do not start one;
+        # its metrics are reached through CRONFLEET_TEST_METRICS_URL (a port-forward).
+        process.external = True
+        process.metrics_url = os.environ.get("CRONFLEET_TEST_METRICS_URL", "")
         yield process
         return
     process.start()

@@ -250,8 +250,7 @@ def test_run_now_once_per_token(
 def test_operator_killed_around_a_retry_runs_it_exactly_once(
     cluster: Cluster, namespace: str, operator: OperatorProcess, tmp_path: Path
 ) -> None:
-    if operator.process is None:
-        pytest.skip("the operator runs inside the cluster: it cannot be killed from here")
+    operator.require_local()
     spec: dict[str, Any] = {
         "cron": NEVER,
         "task": "command",

@@ -290,6 +290,7 @@ def test_kubectl_get_schedules_shows_the_columns(
 def test_operator_restart_creates_nothing_twice_and_writes_nothing(
     cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
+    operator.require_local()
     for name in ("a", "b", "c"):
         cluster.kube.create(SCHEDULES, schedule(name, cron="0 3 * * *"), namespace)
     for name in ("a", "b", "c"):

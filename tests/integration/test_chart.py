@@ -1,0 +1,401 @@
+"""The Helm chart: lint, render, schema, server-side validation, and a real install
+whose operator runs with exactly the RBAC the chart grants."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cronfleet_devcluster.binaries import KUBERNETES_VERSION, ensure_helm
+from cronfleet_devcluster.controlplane import free_port
+from cronfleet_devcluster.kube import (
+    CRONJOBS,
+    NAMESPACES,
+    SCHEDULES,
+    SERVICEACCOUNTS,
+    ApiError,
+    Kube,
+    Object,
+    Resource,
+)
+from cronfleet_devcluster.testing import eventually
+from tests.integration.conftest import Cluster, OperatorProcess
+from tests.integration.test_schedules import schedule
+
+CHART = Path(__file__).resolve().parents[2] / "charts" / "cronfleet"
+KUBE_VERSION = KUBERNETES_VERSION.lstrip("v")  # helm template alone assumes an old cluster
+DEPLOYMENTS = Resource("apps/v1", "deployments")
+ROLEBINDINGS = Resource("rbac.authorization.k8s.io/v1", "rolebindings")
+CLUSTERROLES = Resource("rbac.authorization.k8s.io/v1", "clusterroles", namespaced=False)
+CRDS = Resource("apiextensions.k8s.io/v1", "customresourcedefinitions", namespaced=False)
+ALL_OPTIONS = [
+    "--set",
+    "metrics.serviceMonitor.enabled=true",
+    "--set",
+    "prometheusRule.enabled=true",
+    "--set",
+    "dashboard.enabled=true",
+]
+
+
+@pytest.fixture(scope="module")
+def helm(cluster: Cluster) -> Iterator[Any]:
+    binary = str(ensure_helm())
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [binary, "--kubeconfig", str(cluster.kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=180,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stderr}")
+        return result
+
+    yield run
+
+
+def render(helm: Any, *args: str) -> list[Object]:
+    output = helm(
+        "template",
+        "cf",
+        str(CHART),
+        "--namespace",
+        "cronfleet-system",
+        "--kube-version",
+        KUBE_VERSION,
+        *args,
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(output) if doc]
+
+
+def kinds(documents: list[Object]) -> list[str]:
+    return sorted(f"{d['kind']}/{d['metadata']['name']}" for d in documents)
+
+
+def test_lint(helm: Any) -> None:
+    result = helm("lint", "--strict", str(CHART), *ALL_OPTIONS)
+    assert "0 chart(s) failed" in result.stdout
+
+
+def test_template_defaults_and_combinations(helm: Any) -> None:
+    defaults = render(helm)
+    assert kinds(defaults) == sorted(
+        [
+            "ClusterRole/cf-cronfleet",
+            "ClusterRole/cf-cronfleet-discovery",
+            "ClusterRole/cronfleet-edit",
+            "ClusterRole/cronfleet-view",
+            "ClusterRoleBinding/cf-cronfleet",
+            "ClusterRoleBinding/cf-cronfleet-discovery",
+            "CustomResourceDefinition/schedules.cronfleet.io",
+            "Deployment/cf-cronfleet",
+            "Service/cf-cronfleet-metrics",
+            "ServiceAccount/cf-cronfleet",
+        ]
+    )
+    deployment = next(d for d in defaults if d["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"] == "ghcr.io/cronfleet/cronfleet-operator:0.1.0"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["CRONFLEET_RUNNER_IMAGE"] == "ghcr.io/cronfleet/cronfleet-runner:0.1.0"
+    crd = next(d for d in defaults if d["kind"] == "CustomResourceDefinition")
+    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+
+    scoped = render(
+        helm,
+        "--set",
+        "watchNamespaces={team-a,team-b}",
+        "--set",
+        "crds.install=false",
+        "--set",
+        "operator.image.digest=sha256:" + "a" * 64,
+    )
+    names = kinds(scoped)
+    assert "Role/cf-cronfleet" in names and "ClusterRole/cf-cronfleet" not in names
+    assert sorted(d["metadata"]["namespace"] for d in scoped if d["kind"] == "RoleBinding") == [
+        "team-a",
+        "team-b",
+    ]
+    assert not [d for d in scoped if d["kind"] == "CustomResourceDefinition"]
+    deployment = next(d for d in scoped if d["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"].endswith("@sha256:" + "a" * 64)
+    assert {"name": "CRONFLEET_NAMESPACES", "value": "team-a,team-b"} in container["env"]
+
+    everything = kinds(render(helm, *ALL_OPTIONS))
+    for kind in (
+        "ServiceMonitor/cf-cronfleet",
+        "PrometheusRule/cf-cronfleet",
+        "ConfigMap/cf-cronfleet-dashboard",
+    ):
+        assert kind in everything
+
+
+@pytest.mark.parametrize(
+    ("flag", "complaint"),
+    [
+        ("operator.workers=many", "/operator/workers"),
+        ("watchNamespaces=team-a", "/watchNamespaces"),
+        ("operator.image.pullPolicy=Sometimes", "/operator/image/pullPolicy"),
+        ("surprise=true", "surprise"),
+        ("metrics.port=70000", "/metrics/port"),
+    ],
+)
+def test_schema_rejects_bad_values(helm: Any, flag: str, complaint: str) -> None:
+    result = helm(
+        "template", "cf", str(CHART), "--kube-version", KUBE_VERSION, "--set", flag, check=False
+    )
+    assert result.returncode != 0
+    assert complaint in result.stderr
+
+
+MONITORING_CRDS: list[Object] = [
+    {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.monitoring.coreos.com"},
+        "spec": {
+            "group": "monitoring.coreos.com",
+            "scope": "Namespaced",
+            "names": {
+                "kind": kind,
+                "plural": plural,
+                "singular": plural[:-1],
+                "listKind": f"{kind}List",
+            },
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    for kind, plural in (
+        ("ServiceMonitor", "servicemonitors"),
+        ("PrometheusRule", "prometheusrules"),
+    )
+]
+
+
+def test_every_rendered_manifest_is_accepted_by_the_api_server(
+    helm: Any, cluster: Cluster, crd: None
+) -> None:
+    # The Prometheus operator's kinds, registered so their objects can be validated.
+    for body in MONITORING_CRDS:
+        if cluster.kube.get_or_none(CRDS, body["metadata"]["name"]) is None:
+            cluster.kube.create(CRDS, body)
+    for body in MONITORING_CRDS:
+        cluster.kubectl(
+            "wait",
+            "--for=condition=Established",
+            f"crd/{body['metadata']['name']}",
+            "--timeout=30s",
+        )
+    if cluster.kube.get_or_none(NAMESPACES, "cronfleet-system") is None:
+        cluster.kube.create(
+            NAMESPACES,
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "cronfleet-system"}},
+        )
+    for args in ([], ALL_OPTIONS, ["--set", "watchNamespaces={default}"]):
+        manifests = helm(
+            "template",
+            "cf",
+            str(CHART),
+            "--namespace",
+            "cronfleet-system",
+            "--kube-version",
+            KUBE_VERSION,
+            *args,
+        ).stdout
+        result = cluster.kubectl(
+            "apply", "--dry-run=server", "-f", "-", input=manifests, check=False
+        )
+        assert result.returncode == 0, result.stderr
+
+
+def user_token(cluster: Cluster, namespace: str, name: str) -> str:
+    cluster.kube.create(
+        SERVICEACCOUNTS,
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}},
+        namespace,
+    )
+    issued = cluster.kube.request(
+        "POST",
+        SERVICEACCOUNTS.path(namespace, name, "token"),
+        {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 3600},
+        },
+    )
+    token: str = issued["status"]["token"]
+    return token
+
+
+def metric_names(text: str) -> set[str]:
+    names = set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            names.add(name)
+            if kind == "counter":
+                names.add(name if name.endswith("_total") else f"{name}_total")
+            if kind == "histogram":
+                names |= {f"{name}_bucket", f"{name}_count", f"{name}_sum"}
+    return names
+
+
+def test_helm_install_runs_the_operator_with_the_charts_rbac(
+    helm: Any, cluster: Cluster, crd: None, operator: OperatorProcess
+) -> None:
+    if cluster.plane is None or operator.external:
+        pytest.skip("installs into the local control plane, whose agent runs the operator pod")
+    release_ns, team_a, team_b = "cronfleet-system", "team-a", "team-b"
+    for name in (release_ns, team_a, team_b):
+        if cluster.kube.get_or_none(NAMESPACES, name) is None:
+            cluster.kube.create(
+                NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+            )
+    metrics_port, health_port = free_port(), free_port()
+    values = [
+        "--set",
+        "operator.image.repository=cronfleet-operator",
+        "--set",
+        "operator.logFormat=plain",
+        "--set",
+        f"metrics.port={metrics_port}",
+        "--set",
+        f"health.port={health_port}",
+        "--set",
+        f"watchNamespaces={{{team_a},{team_b}}}",
+        # The session installed the CRD already, as a platform team that manages
+        # CRDs apart from releases would.
+        "--set",
+        "crds.install=false",
+    ]
+    # The session's operator watches every namespace: make way for the installed one.
+    operator.stop()
+    try:
+        helm(
+            "install",
+            "cf",
+            str(CHART),
+            "--namespace",
+            release_ns,
+            *values,
+            "--wait",
+            "--timeout",
+            "120s",
+        )
+        eventually(
+            lambda: (
+                cluster.kube.get(DEPLOYMENTS, "cf-cronfleet", release_ns)
+                .get("status", {})
+                .get("readyReplicas")
+                == 1
+            ),
+            timeout=60,
+            what="operator Deployment ready",
+        )
+
+        # A namespace user with cronfleet-edit in team-a only.
+        cluster.kube.create(
+            ROLEBINDINGS,
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "alice-edit"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "cronfleet-edit",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": "alice", "namespace": team_a}],
+            },
+            team_a,
+        )
+        alice = Kube(cluster.kube.credentials).with_token(user_token(cluster, team_a, "alice"))
+        alice.create(SCHEDULES, schedule("nightly"), team_a)
+        eventually(
+            lambda: (
+                (cluster.kube.get(SCHEDULES, "nightly", team_a).get("status") or {}).get("phase")
+                == "Active"
+            ),
+            timeout=60,
+            what="Schedule Active",
+        )
+        assert cluster.kube.get(CRONJOBS, "nightly", team_a)["metadata"]["ownerReferences"]
+        with pytest.raises(ApiError) as denied:
+            alice.create(SCHEDULES, schedule("elsewhere"), team_b)
+        assert denied.value.status == 403
+        # The built-in edit role aggregates cronfleet-edit.
+        edit = cluster.kube.get(CLUSTERROLES, "edit")
+        assert any("schedules" in rule.get("resources", []) for rule in edit["rules"])
+
+        # The dashboard and the alerts ask only for series the operator exports.
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as response:
+            exported = metric_names(response.read().decode())
+        queries = (CHART / "files" / "alerts.yaml").read_text()
+        queries += json.dumps(json.loads((CHART / "files" / "dashboard.json").read_text()))
+        used = set(re.findall(r"\bcronfleet_[a-z_]+", queries))
+        assert used and used <= exported, used - exported
+
+        # Upgrade with another runner image: the operator restarts, CronJobs follow.
+        helm(
+            "upgrade",
+            "cf",
+            str(CHART),
+            "--namespace",
+            release_ns,
+            *values,
+            "--set",
+            "runner.image.tag=0.2.0",
+            "--wait",
+            "--timeout",
+            "120s",
+        )
+        eventually(
+            lambda: cluster.kube.get(CRONJOBS, "nightly", team_a)["spec"]["jobTemplate"]["spec"][
+                "template"
+            ]["spec"]["containers"][0]["image"].endswith(":0.2.0"),
+            timeout=90,
+            what="CronJob on the upgraded runner image",
+        )
+
+        helm("uninstall", "cf", "--namespace", release_ns, "--wait")
+        eventually(
+            lambda: cluster.kube.get_or_none(DEPLOYMENTS, "cf-cronfleet", release_ns) is None,
+            timeout=60,
+            what="Deployment removed",
+        )
+        # The Schedules outlive the release.
+        assert cluster.kube.get_or_none(SCHEDULES, "nightly", team_a) is not None
+    finally:
+        helm("uninstall", "cf", "--namespace", release_ns, check=False)
+        for name in (team_a, team_b):
+            cluster.kube.delete(NAMESPACES, name)
+        operator.start()
