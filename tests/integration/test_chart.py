@@ -215,11 +215,7 @@ def test_every_rendered_manifest_is_accepted_by_the_api_server(
             f"crd/{body['metadata']['name']}",
             "--timeout=30s",
         )
-    if cluster.kube.get_or_none(NAMESPACES, "cronfleet-system") is None:
-        cluster.kube.create(
-            NAMESPACES,
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "cronfleet-system"}},
-        )
+    ensure_namespace(cluster, "cronfleet-system")
     for args in ([], ALL_OPTIONS, ["--set", "watchNamespaces={default}"]):
         manifests = helm(
             "template",
@@ -235,6 +231,12 @@ def test_every_rendered_manifest_is_accepted_by_the_api_server(
             "apply", "--dry-run=server", "-f", "-", input=manifests, check=False
         )
         assert result.returncode == 0, result.stderr
+
+
+def ensure_namespace(cluster: Cluster, name: str) -> None:
+    if cluster.kube.get_or_none(NAMESPACES, name) is None:
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        cluster.kube.create(NAMESPACES, body)
 
 
 def user_token(cluster: Cluster, namespace: str, name: str) -> str:
@@ -276,10 +278,7 @@ def test_helm_install_runs_the_operator_with_the_charts_rbac(
         pytest.skip("installs into the local control plane, whose agent runs the operator pod")
     release_ns, team_a, team_b = "cronfleet-system", "team-a", "team-b"
     for name in (release_ns, team_a, team_b):
-        if cluster.kube.get_or_none(NAMESPACES, name) is None:
-            cluster.kube.create(
-                NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-            )
+        ensure_namespace(cluster, name)
     metrics_port, health_port = free_port(), free_port()
     values = [
         "--set",

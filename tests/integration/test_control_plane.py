@@ -11,14 +11,7 @@ import pytest
 from cronfleet_devcluster.kube import CRONJOBS, JOBS, NAMESPACES, PODS, ApiError, Object
 from cronfleet_devcluster.testing import eventually
 from tests.integration.conftest import Cluster
-
-
-def job_condition(job: Object, kind: str) -> Object | None:
-    conditions: list[Object] = job.get("status", {}).get("conditions") or []
-    for condition in conditions:
-        if condition["type"] == kind and condition["status"] == "True":
-            return condition
-    return None
+from tests.integration.jobs import completed_job, job_condition
 
 
 def shell_pod_template(script: str) -> Object:
@@ -47,14 +40,7 @@ def test_cronjob_every_minute_runs_a_job_to_completion(cluster: Cluster, namespa
     cluster.kube.create(CRONJOBS, cronjob, namespace)
     started = time.monotonic()
 
-    def completed_job() -> Object | None:
-        for job in cluster.kube.items(JOBS, namespace):
-            if job_condition(job, "Complete"):
-                found: Object = job
-                return found
-        return None
-
-    job = eventually(completed_job, timeout=90, interval=1, what="a completed Job of the CronJob")
+    job = completed_job(cluster, namespace)
     assert time.monotonic() - started < 90
     owner = job["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"]) == ("CronJob", "tick")

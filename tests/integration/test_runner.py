@@ -13,6 +13,7 @@ import pytest
 from cronfleet_devcluster.kube import CRONJOBS, JOBS, NAMESPACES, PODS, SECRETS, Object
 from cronfleet_devcluster.testing import eventually
 from tests.integration.conftest import Cluster
+from tests.integration.jobs import completed_job, job_condition
 from tests.unit.runner.loopback import LoopbackServer
 
 RUNNER_IMAGE = "ghcr.io/cronfleet/cronfleet-runner:0.1.0"
@@ -72,14 +73,6 @@ def runner_pod_spec(task: str, params: object, schedule: str, **extra: Any) -> O
     }
 
 
-def job_condition(job: Object, kind: str) -> Object | None:
-    for condition in job.get("status", {}).get("conditions") or []:
-        if condition["type"] == kind and condition["status"] == "True":
-            found: Object = condition
-            return found
-    return None
-
-
 def terminated_state(cluster: Cluster, namespace: str, selector: str) -> Object:
     def probe() -> Object | None:
         for pod in cluster.kube.items(PODS, namespace, label_selector=selector):
@@ -131,14 +124,7 @@ def test_a_cronjob_runs_the_http_task_and_reports_its_summary(
     }
     cluster.kube.create(CRONJOBS, cronjob, namespace)
 
-    def completed_job() -> Object | None:
-        for job in cluster.kube.items(JOBS, namespace):
-            if job_condition(job, "Complete"):
-                found: Object = job
-                return found
-        return None
-
-    job = eventually(completed_job, timeout=90, interval=1, what="a completed Job of the CronJob")
+    job = completed_job(cluster, namespace)
     job_name = job["metadata"]["name"]
     state = terminated_state(cluster, namespace, f"job-name={job_name}")
     assert state["exitCode"] == 0

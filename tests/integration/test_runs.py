@@ -52,6 +52,14 @@ def finished_runs(
     return eventually(probe, timeout=timeout, interval=0.5, what=f"{count} finished runs of {name}")
 
 
+def missed_runs(cluster: Cluster, namespace: str, name: str, timeout: float) -> list[Object]:
+    def probe() -> list[Object] | None:
+        items: list[Object] = status_of(cluster, namespace, name).get("missedRuns") or []
+        return items or None
+
+    return eventually(probe, timeout=timeout, interval=1, what=f"a missed run of {name}")
+
+
 def reasons(cluster: Cluster, namespace: str, name: str) -> list[str]:
     return [event["reason"] for event in events_for(cluster, namespace, name)]
 
@@ -310,11 +318,7 @@ def test_forbid_overlap_is_a_missed_run(
     cluster.kube.create(SCHEDULES, schedule("overlap", **spec), namespace)
     wait_phase(cluster, namespace, "overlap", "Active")
 
-    def missed() -> list[Object] | None:
-        items: list[Object] = status_of(cluster, namespace, "overlap").get("missedRuns") or []
-        return items or None
-
-    misses = eventually(missed, timeout=200, interval=1, what="a missed run")
+    misses = missed_runs(cluster, namespace, "overlap", timeout=200)
     assert "concurrencyPolicy is Forbid" in misses[0]["reason"]
     events = [e for e in events_for(cluster, namespace, "overlap") if e["reason"] == "MissedRun"]
     assert events and events[0]["type"] == "Warning"
@@ -364,11 +368,7 @@ def test_controller_down_across_a_fire_time_is_a_missed_run(
     finally:
         cluster.plane.start_component("kube-controller-manager")
 
-    def missed() -> list[Object] | None:
-        items: list[Object] = status_of(cluster, namespace, "outage").get("missedRuns") or []
-        return items or None
-
-    misses = eventually(missed, timeout=60, interval=1, what="a missed run")
+    misses = missed_runs(cluster, namespace, "outage", timeout=60)
     assert ts(misses[-1]["scheduledTime"]) == fire
     assert "startingDeadlineSeconds" in misses[-1]["reason"]
     assert "MissedRun" in reasons(cluster, namespace, "outage")

@@ -287,6 +287,17 @@ def test_kubectl_get_schedules_shows_the_columns(
     assert "schedule.cronfleet.io/reindex" in by_category
 
 
+def versions(cluster: Cluster, namespace: str, names: tuple[str, ...]) -> dict[str, Any]:
+    """The resourceVersions of each Schedule and its CronJob: any write changes them."""
+    return {
+        name: (
+            cluster.kube.get(SCHEDULES, name, namespace)["metadata"]["resourceVersion"],
+            cluster.kube.get(CRONJOBS, name, namespace)["metadata"]["resourceVersion"],
+        )
+        for name in names
+    }
+
+
 def test_operator_restart_creates_nothing_twice_and_writes_nothing(
     cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
@@ -296,23 +307,11 @@ def test_operator_restart_creates_nothing_twice_and_writes_nothing(
     for name in ("a", "b", "c"):
         wait_phase(cluster, namespace, name, "Active")
     time.sleep(1)  # let the last status writes land before taking the baseline
-    before = {
-        name: (
-            cluster.kube.get(SCHEDULES, name, namespace)["metadata"]["resourceVersion"],
-            cluster.kube.get(CRONJOBS, name, namespace)["metadata"]["resourceVersion"],
-        )
-        for name in ("a", "b", "c")
-    }
+    before = versions(cluster, namespace, ("a", "b", "c"))
     operator.restart()
     # A changed Schedule after the restart proves the operator is back and working.
     cluster.kube.create(SCHEDULES, schedule("after-restart"), namespace)
     wait_phase(cluster, namespace, "after-restart", "Active")
-    after = {
-        name: (
-            cluster.kube.get(SCHEDULES, name, namespace)["metadata"]["resourceVersion"],
-            cluster.kube.get(CRONJOBS, name, namespace)["metadata"]["resourceVersion"],
-        )
-        for name in ("a", "b", "c")
-    }
+    after = versions(cluster, namespace, ("a", "b", "c"))
     assert after == before
     assert len(cluster.kube.items(CRONJOBS, namespace)) == 4
