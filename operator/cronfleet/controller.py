@@ -52,6 +52,7 @@ Key = tuple[str, str]  # (namespace, schedule name)
 Body = dict[str, Any]
 
 ERROR_BACKOFF_MAX = 60.0
+WARM_UP = timedelta(seconds=10)
 
 
 def known_tasks(config: OperatorConfig) -> frozenset[str] | None:
@@ -83,8 +84,9 @@ class Controller:
     clock: Clock = field(default_factory=SystemClock)
     schedules: dict[Key, Body] = field(default_factory=dict)
     cronjobs: dict[Key, Body] = field(default_factory=dict)  # by (namespace, CronJob name)
-    jobs: dict[Key, dict[str, Body]] = field(default_factory=dict)  # by Schedule key
-    pods: dict[Key, dict[str, Body]] = field(default_factory=dict)  # by (namespace, Job name)
+    # Jobs by (namespace, schedule label value); pods by (namespace, Job name).
+    jobs: dict[Key, dict[str, Body]] = field(default_factory=dict)
+    pods: dict[Key, dict[str, Body]] = field(default_factory=dict)
     failures: dict[Key, int] = field(default_factory=dict)
     tasks: frozenset[str] | None = None
     reconciles: int = 0
@@ -95,6 +97,9 @@ class Controller:
         self.timers: Timers[Key] = Timers(self.clock, self.queue.add)
         self._background: list[asyncio.Task[None]] = []
         self.instance = os.environ.get("HOSTNAME") or socket.gethostname()
+        # Missed runs are judged only once the first listings of Jobs are in:
+        # before that, a run that happened would look missing.
+        self.warm_until = self.clock.now() + WARM_UP
         if self.tasks is None:
             self.tasks = known_tasks(self.config)
         self.check_params = params_check()
@@ -114,7 +119,7 @@ class Controller:
             self.schedules.pop(key, None)
             self.timers.cancel(key)
             self.failures.pop(key, None)
-            self.jobs.pop(key, None)
+            self.jobs.pop(label, None)
             self.by_label.pop(label, None)
             return
         if _older(body, self.schedules.get(key)):
@@ -132,16 +137,20 @@ class Controller:
 
     def observe_job(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         meta = body["metadata"]
-        key = self._schedule_of(meta)
-        if key is None:
+        value = (meta.get("labels") or {}).get(SCHEDULE_LABEL)
+        if not value:
             return
-        jobs = self.jobs.setdefault(key, {})
+        # Cached by label, not by Schedule: at start-up a Job may arrive before
+        # its Schedule, and must still be there when the Schedule is reconciled.
+        jobs = self.jobs.setdefault((meta["namespace"], value), {})
         if event_type == "DELETED":
             jobs.pop(meta["name"], None)
             self.pods.pop((meta["namespace"], meta["name"]), None)
         elif not _older(body, jobs.get(meta["name"])):
             jobs[meta["name"]] = dict(body)
-        self.queue.add(key)
+        key = self._schedule_of(meta)
+        if key is not None:
+            self.queue.add(key)
 
     def observe_pod(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         meta = body["metadata"]
@@ -242,7 +251,8 @@ class Controller:
             found = await self.api.get_or_none(service_account_path(namespace, account))
             account_exists = found is not None
         now = self.clock.now()
-        jobs = list(self.jobs.get(key, {}).values())
+        label = (namespace, labels(name)[SCHEDULE_LABEL])
+        jobs = list(self.jobs.get(label, {}).values())
         observed = Observed(
             schedule=schedule,
             cronjob=self.cronjobs.get((namespace, cronjob_name(name))),
@@ -250,6 +260,7 @@ class Controller:
             known_tasks=self.tasks,
             check_params=self.check_params,
             jobs=jobs,
+            check_missed=now >= self.warm_until,
             pods={
                 job["metadata"]["name"]: list(
                     self.pods.get((namespace, job["metadata"]["name"]), {}).values()
@@ -264,7 +275,7 @@ class Controller:
         for job in plan.create_jobs:
             try:
                 created = await self.api.create(jobs_path(namespace), job)
-                self.jobs.setdefault(key, {})[created["metadata"]["name"]] = created
+                self.jobs.setdefault(label, {})[created["metadata"]["name"]] = created
                 trigger = job["metadata"]["annotations"][TRIGGER_ANNOTATION]
                 counter = metrics.retries if trigger == "Retry" else metrics.manual_runs
                 counter.labels(namespace, name).inc()

@@ -41,6 +41,7 @@ class Observed:
     check_params: ParamsCheck | None = None
     jobs: Sequence[Mapping[str, Any]] = ()
     pods: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
+    check_missed: bool = True
 
 
 @dataclass
@@ -109,7 +110,9 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
     tracking: Tracking | None = None
     failed = False
     if spec is not None:
-        tracking = track(schedule, spec, observed.jobs, observed.pods, config, now)
+        tracking = track(
+            schedule, spec, observed.jobs, observed.pods, config, now, observed.check_missed
+        )
         failed = tracking.failed
         plan.events += tracking.events
         plan.create_jobs = tracking.create_jobs

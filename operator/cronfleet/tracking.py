@@ -91,6 +91,7 @@ def track(
     pods: Mapping[str, Sequence[Mapping[str, Any]]],
     config: OperatorConfig,
     now: datetime,
+    check_missed: bool = True,
 ) -> Tracking:
     meta = schedule["metadata"]
     namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
@@ -249,9 +250,14 @@ def track(
 
     # 6. Missed runs: fire times past their starting deadline with no run.
     suspended_now = spec.suspend or (failed and policy.on_exhausted is OnExhausted.SUSPEND)
-    checked_until, missed = _missed_runs(
-        schedule, spec, list(by_job.values()), jobs, now, suspended_now, out
-    )
+    checked_until: str | None
+    if check_missed:
+        checked_until, missed = _missed_runs(
+            schedule, spec, list(by_job.values()), jobs, now, suspended_now, out
+        )
+    else:
+        checked_until, missed = status.get("missedRunsCheckedUntil"), []
+        out.wake(now + MISSED_RUN_GRACE)
     out.missed = missed
 
     history = sorted(by_job.values(), key=_newest_first, reverse=True)[: spec.history.keep]

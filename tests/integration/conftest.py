@@ -42,6 +42,12 @@ class Cluster:
         )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # A CI time-out or `kill` sends SIGTERM: turn it into an interrupt, so the
+    # session's fixtures stop the control plane instead of leaving it running.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.path):

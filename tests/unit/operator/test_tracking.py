@@ -224,3 +224,11 @@ def test_backoff_and_names() -> None:
     assert scheduled_time({"metadata": {"name": "sync-29400000"}}) == datetime.fromtimestamp(
         29400000 * 60, UTC
     )
+
+
+def test_missed_runs_wait_for_the_first_listings() -> None:
+    checked = to_rfc3339(NOW - timedelta(hours=2, minutes=30))
+    state = {"missedRunsCheckedUntil": checked}
+    early = track(schedule(state), spec(), [], {}, CONFIG, NOW, check_missed=False)
+    assert early.missed == [] and early.updates["missedRunsCheckedUntil"] == checked
+    assert early.requeue_at is not None and early.requeue_at > NOW
