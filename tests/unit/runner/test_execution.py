@@ -117,6 +117,7 @@ def test_a_task_that_returns_no_outcome_fails(tmp_path: Path) -> None:
 
 
 def test_a_task_that_ignores_sigterm_is_abandoned_after_the_grace(tmp_path: Path) -> None:
+    disposition = signal.getsignal(signal.SIGTERM)
     started = time.monotonic()
     result, events, summary = run(tmp_path, "stubborn")
     assert time.monotonic() - started < 0.9
@@ -128,8 +129,8 @@ def test_a_task_that_ignores_sigterm_is_abandoned_after_the_grace(tmp_path: Path
     assert summary["data"] == {"signal": "SIGTERM"}
     names = [e["event"] for e in events]
     assert names[-3:] == ["run.stopping", "task.abandoned", "run.finished"]
-    # The handler is gone again: the default SIGTERM disposition is back.
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    # The runner's handler is gone again: the disposition from before is back.
+    assert signal.getsignal(signal.SIGTERM) == disposition
 
 
 def test_an_unwritable_termination_message_is_logged_and_the_exit_code_stands(
