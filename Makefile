@@ -12,15 +12,15 @@ PYTEST_ARGS ?=
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml runner-image/pyproject.toml
+$(STAMP): pyproject.toml runner-image/pyproject.toml hack/pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), f"Python >= 3.11 is needed, $(PYTHON) is {sys.version.split()[0]}"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]' -e runner-image
+	$(BIN)/pip install --quiet -e '.[dev]' -e runner-image -e hack
 	@touch $@
 
 .PHONY: dev
-dev: $(STAMP) ## Create the virtualenv (.venv) with the operator, the runner and the dev tools
+dev: $(STAMP) ## Create the virtualenv (.venv): operator, runner, local control plane, dev tools
 
 .PHONY: lint
 lint: $(STAMP) ## ruff lint and format check; crds/ up to date with the models
