@@ -15,11 +15,11 @@ from cronfleet.naming import (
     cronjob_name,
     labels,
 )
+from cronfleet.runs import PERMANENT_FAILURE_EXIT_CODE
 
 Manifest = dict[str, Any]
 
 RUNNER_CONTAINER = "runner"
-PERMANENT_FAILURE_EXIT_CODE = 2
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
 
