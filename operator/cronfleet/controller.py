@@ -33,7 +33,7 @@ from cronfleet.kubeapi import (
 )
 from cronfleet.manifests import JOB_NAME_LABEL
 from cronfleet.metrics import Metrics, miss_reason_label
-from cronfleet.models import API_VERSION, KIND, Phase
+from cronfleet.models import API_VERSION, KIND
 from cronfleet.naming import (
     RECORDED_ANNOTATION,
     SCHEDULE_LABEL,
@@ -41,7 +41,7 @@ from cronfleet.naming import (
     cronjob_name,
     labels,
 )
-from cronfleet.reconcile import Event, Observed, decide
+from cronfleet.reconcile import Event, Observed, decide, reject_cronjob
 from cronfleet.timers import Timers
 from cronfleet.validation import ParamsCheck
 from cronfleet.workqueue import WorkQueue
@@ -89,7 +89,6 @@ class Controller:
     pods: dict[Key, dict[str, Body]] = field(default_factory=dict)
     failures: dict[Key, int] = field(default_factory=dict)
     tasks: frozenset[str] | None = None
-    reconciles: int = 0
     metrics: Metrics | None = None
 
     def __post_init__(self) -> None:
@@ -242,7 +241,6 @@ class Controller:
         schedule = self.schedules.get(key)
         if schedule is None or schedule["metadata"].get("deletionTimestamp"):
             return
-        self.reconciles += 1
         namespace, name = key
         spec = schedule.get("spec") or {}
         account = spec.get("serviceAccountName")
@@ -299,28 +297,7 @@ class Controller:
                     raise
                 # The API server rejected what the spec produced: that is the
                 # user's input, so it is reported like any other invalid spec.
-                message = f"the CronJob for this spec was rejected: {error.message}"
-                plan.status_patch = {
-                    "phase": Phase.INVALID.value,
-                    "message": message,
-                    "observedGeneration": schedule["metadata"].get("generation"),
-                    "conditions": [
-                        {
-                            "type": "Ready",
-                            "status": "False",
-                            "reason": "InvalidSpec",
-                            "message": message,
-                            "observedGeneration": schedule["metadata"].get("generation"),
-                            "lastTransitionTime": to_rfc3339(now),
-                        }
-                    ],
-                }
-                status = schedule.get("status") or {}
-                if status.get("message") != message:
-                    plan.events = [Event("Warning", "InvalidSpec", message)]
-                else:
-                    plan.events = []
-                    plan.status_patch = {}
+                reject_cronjob(plan, schedule, error.message, now)
 
         if plan.status_patch:
             # The resourceVersion makes the write conditional: a status computed

@@ -198,6 +198,34 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
     return plan
 
 
+def reject_cronjob(plan: Plan, schedule: Mapping[str, Any], reason: str, now: datetime) -> None:
+    """The API server refused the CronJob a valid-looking spec produced: report it like
+    any invalid spec, keeping the run tracking the plan already holds."""
+    status: Mapping[str, Any] = schedule.get("status") or {}
+    generation = int(schedule["metadata"].get("generation") or 0)
+    message = f"the CronJob for this spec was rejected: {reason}"
+    previous: list[Mapping[str, Any]] = list(status.get("conditions") or [])
+    invalid = {
+        "phase": Phase.INVALID.value,
+        "message": message,
+        "observedGeneration": generation,
+        "conditions": [_condition(previous, "False", "InvalidSpec", message, generation, now)],
+    }
+    # What the plan derived from the CronJob it could not write stays as it was.
+    for key in ("cronJob", "nextRunTime", "scheduleDescription", "lastRunTime"):
+        plan.status_patch.pop(key, None)
+    # These replace what the plan would have written for them (an Active phase).
+    for key, value in invalid.items():
+        if _differs(status.get(key), value):
+            plan.status_patch[key] = value
+        else:
+            plan.status_patch.pop(key, None)
+    # Events about the phase the plan expected do not hold; run events do.
+    plan.events = [e for e in plan.events if e.reason not in ("Suspended", "Resumed")]
+    if status.get("message") != message:
+        plan.events.append(Event("Warning", "InvalidSpec", message))
+
+
 def _differs(old: Any, new: Any) -> bool:
     if old is None and new is None:
         return False
@@ -209,4 +237,4 @@ def _differs(old: Any, new: Any) -> bool:
     return bool(old != new)
 
 
-__all__ = ["Event", "Observed", "Plan", "Problem", "decide"]
+__all__ = ["Event", "Observed", "Plan", "Problem", "decide", "reject_cronjob"]

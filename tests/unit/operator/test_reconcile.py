@@ -7,7 +7,7 @@ from typing import Any
 
 from cronfleet.config import OperatorConfig
 from cronfleet.manifests import contains
-from cronfleet.reconcile import Observed, Plan, decide
+from cronfleet.reconcile import Observed, Plan, decide, reject_cronjob
 from cronfleet_runner.registry import validate_builtin_params
 
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
@@ -140,3 +140,28 @@ def test_params_the_runner_would_refuse_are_invalid_before_any_run() -> None:
     assert "params.url" in plan.status_patch["message"]
     good = Observed(schedule(), None, None, TASKS, validate_builtin_params)
     assert decide(good, CONFIG, NOW).apply_cronjob is not None
+
+
+def test_a_rejected_cronjob_is_invalid_and_keeps_the_run_tracking() -> None:
+    body = schedule(status={"phase": "Paused", "history": []})
+    body["metadata"]["annotations"] = {"cronfleet.io/run-now": "now"}
+    plan = run(body)
+    assert plan.apply_cronjob is not None and plan.create_jobs
+    reject_cronjob(plan, body, "spec.jobTemplate...: Invalid value", NOW)
+    patch = plan.status_patch
+    assert patch["phase"] == "Invalid"
+    assert patch["message"].startswith("the CronJob for this spec was rejected: ")
+    assert patch["conditions"][0]["reason"] == "InvalidSpec"
+    assert patch["lastHandledTokens"] == {"runNow": "now"}  # run tracking survives
+    assert "cronJob" not in patch and "nextRunTime" not in patch
+    assert [e.reason for e in plan.events] == ["InvalidSpec"]
+    # Reported once: the same rejection again writes and posts nothing new.
+    again = run({**body, "status": {**body["status"], **patch}})
+    reject_cronjob(
+        again,
+        {**body, "status": {**body["status"], **patch}},
+        "spec.jobTemplate...: Invalid value",
+        NOW,
+    )
+    assert again.events == []
+    assert not {"phase", "message", "conditions"} & set(again.status_patch)
