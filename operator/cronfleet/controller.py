@@ -16,10 +16,10 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from cronfleet.clock import Clock, SystemClock, to_rfc3339
+from cronfleet.clock import Clock, SystemClock, from_rfc3339, to_rfc3339
 from cronfleet.config import OperatorConfig
 from cronfleet.kubeapi import (
     ApiError,
@@ -29,7 +29,6 @@ from cronfleet.kubeapi import (
     job_path,
     jobs_path,
     schedule_path,
-    service_account_path,
 )
 from cronfleet.manifests import JOB_NAME_LABEL
 from cronfleet.metrics import Metrics, miss_reason_label
@@ -42,6 +41,7 @@ from cronfleet.naming import (
     labels,
 )
 from cronfleet.reconcile import Event, Observed, decide, reject_cronjob
+from cronfleet.runs import BLOCKING_WAIT_REASONS, NO_POD_GRACE, NO_POD_REASON, job_result
 from cronfleet.timers import Timers
 from cronfleet.validation import ParamsCheck
 from cronfleet.workqueue import WorkQueue
@@ -88,13 +88,19 @@ class Controller:
     jobs: dict[Key, dict[str, Body]] = field(default_factory=dict)
     pods: dict[Key, dict[str, Body]] = field(default_factory=dict)
     failures: dict[Key, int] = field(default_factory=dict)
+    # ServiceAccounts by (namespace, name), from a watch: checking one costs no request.
+    service_accounts: set[Key] = field(default_factory=set)
+    # What the FailedCreate events of a Job whose pod could not be created say.
+    job_messages: dict[Key, str] = field(default_factory=dict)
+    # Schedules by the (namespace, ServiceAccount) their spec names.
+    account_users: dict[Key, set[Key]] = field(default_factory=dict)
     tasks: frozenset[str] | None = None
     metrics: Metrics | None = None
 
     def __post_init__(self) -> None:
         self.queue: WorkQueue[Key] = WorkQueue()
         self.timers: Timers[Key] = Timers(self.clock, self.queue.add)
-        self._background: list[asyncio.Task[None]] = []
+        self.background: list[asyncio.Task[None]] = []
         self.instance = os.environ.get("HOSTNAME") or socket.gethostname()
         # Missed runs are judged only once the first listings of Jobs are in:
         # before that, a run that happened would look missing.
@@ -114,6 +120,7 @@ class Controller:
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
         label = (meta["namespace"], labels(meta["name"])[SCHEDULE_LABEL])
+        self._index_account(key, body if event_type != "DELETED" else None)
         if event_type == "DELETED":
             self.schedules.pop(key, None)
             self.timers.cancel(key)
@@ -145,6 +152,7 @@ class Controller:
         if event_type == "DELETED":
             jobs.pop(meta["name"], None)
             self.pods.pop((meta["namespace"], meta["name"]), None)
+            self.job_messages.pop((meta["namespace"], meta["name"]), None)
         elif not _older(body, jobs.get(meta["name"])):
             jobs[meta["name"]] = dict(body)
         key = self._schedule_of(meta)
@@ -162,12 +170,9 @@ class Controller:
             pods.pop(meta["name"], None)
         else:
             pods[meta["name"]] = dict(body)
-            terminated = any(
-                "terminated" in (status.get("state") or {})
-                for status in (body.get("status") or {}).get("containerStatuses") or []
-            )
-            # Only a finished container tells the run's outcome.
-            if terminated:
+            # A finished container tells the run's outcome; a container or pod
+            # that cannot start is reported at once.
+            if _finished_or_blocked(body):
                 self.queue.add(key)
 
     def observe_cronjob(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -185,21 +190,47 @@ class Controller:
         if owner and (namespace, owner) in self.schedules:
             self.queue.add((namespace, owner))
 
+    def observe_service_account(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        if event_type == "DELETED":
+            self.service_accounts.discard(key)
+        elif key in self.service_accounts:
+            return  # an update (a new token, a label) changes nothing here
+        else:
+            self.service_accounts.add(key)
+        for user in self.account_users.get(key, ()):
+            self.queue.add(user)
+
+    def _index_account(self, key: Key, body: Mapping[str, Any] | None) -> None:
+        old = (self.schedules.get(key, {}).get("spec") or {}).get("serviceAccountName")
+        new = ((body or {}).get("spec") or {}).get("serviceAccountName")
+        if old == new and body is not None:
+            return
+        if old:
+            users = self.account_users.get((key[0], old))
+            if users is not None:
+                users.discard(key)
+                if not users:
+                    del self.account_users[(key[0], old)]
+        if new:
+            self.account_users.setdefault((key[0], str(new)), set()).add(key)
+
     # -- workers ------------------------------------------------------------------------
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._background.append(loop.create_task(self.timers.run(), name="cronfleet-timers"))
+        self.background.append(loop.create_task(self.timers.run(), name="cronfleet-timers"))
         for index in range(self.config.workers):
-            self._background.append(loop.create_task(self._worker(), name=f"cronfleet-{index}"))
+            self.background.append(loop.create_task(self._worker(), name=f"cronfleet-{index}"))
 
     async def stop(self) -> None:
-        for task in self._background:
+        for task in self.background:
             task.cancel()
-        for task in self._background:
+        for task in self.background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._background.clear()
+        self.background.clear()
         await self.api.close()
 
     async def _worker(self) -> None:
@@ -244,13 +275,14 @@ class Controller:
         namespace, name = key
         spec = schedule.get("spec") or {}
         account = spec.get("serviceAccountName")
-        account_exists: bool | None = None
-        if account:
-            found = await self.api.get_or_none(service_account_path(namespace, account))
-            account_exists = found is not None
         now = self.clock.now()
+        warm = now >= self.warm_until
+        account_exists: bool | None = None
+        if account and warm:
+            account_exists = (namespace, account) in self.service_accounts
         label = (namespace, labels(name)[SCHEDULE_LABEL])
         jobs = list(self.jobs.get(label, {}).values())
+        await self._look_up_failed_creates(namespace, jobs, now)
         observed = Observed(
             schedule=schedule,
             cronjob=self.cronjobs.get((namespace, cronjob_name(name))),
@@ -258,7 +290,12 @@ class Controller:
             known_tasks=self.tasks,
             check_params=self.check_params,
             jobs=jobs,
-            check_missed=now >= self.warm_until,
+            check_missed=warm,
+            job_messages={
+                job["metadata"]["name"]: self.job_messages[(namespace, job["metadata"]["name"])]
+                for job in jobs
+                if (namespace, job["metadata"]["name"]) in self.job_messages
+            },
             pods={
                 job["metadata"]["name"]: list(
                     self.pods.get((namespace, job["metadata"]["name"]), {}).values()
@@ -318,12 +355,24 @@ class Controller:
                 metrics.run_duration.labels(namespace, name).observe(record.duration_seconds)
         for miss in plan.missed:
             metrics.missed_runs.labels(namespace, name, miss_reason_label(miss.reason)).inc()
-        for job_name in plan.recorded:
+        for job_name in plan.delete_jobs:
             try:
-                await self.api.merge_patch(
+                await self.api.delete(job_path(namespace, job_name))
+                log.info("deleted Job %s/%s", namespace, job_name)
+            except ApiError as error:
+                if error.status != 404:  # already gone
+                    raise
+        for job_name in plan.recorded:
+            if job_name in plan.delete_jobs:
+                continue
+            try:
+                marked = await self.api.merge_patch(
                     job_path(namespace, job_name),
                     {"metadata": {"annotations": {RECORDED_ANNOTATION: "true"}}},
                 )
+                cached = self.jobs.get(label, {})
+                if job_name in cached and not _older(marked, cached[job_name]):
+                    cached[job_name] = marked
             except ApiError as error:
                 if error.status != 404:  # already gone: nothing left to mark
                     raise
@@ -331,6 +380,45 @@ class Controller:
             self.timers.schedule(key, plan.requeue_at)
         else:
             self.timers.cancel(key)
+
+    async def _look_up_failed_creates(
+        self, namespace: str, jobs: list[Body], now: datetime
+    ) -> None:
+        """Read why the Job controller could not create a run's pod, once per Job.
+
+        Only Jobs with no pod at all past the grace period are looked up, so a
+        healthy Schedule costs no request here.
+        """
+        for job in jobs:
+            job_name = job["metadata"]["name"]
+            created = job["metadata"].get("creationTimestamp")
+            if (
+                job_result(job) is not None
+                or (namespace, job_name) in self.job_messages
+                or self.pods.get((namespace, job_name))
+                or not created
+                or now - from_rfc3339(created) < NO_POD_GRACE
+            ):
+                continue
+            try:
+                found = await self.api.request(
+                    "GET",
+                    events_path(namespace),
+                    query={
+                        "fieldSelector": f"involvedObject.kind=Job,involvedObject.name={job_name}"
+                    },
+                )
+            except ApiError as error:
+                log.warning("events of Job %s/%s not read: %s", namespace, job_name, error)
+                continue
+            failures = [
+                item
+                for item in found.get("items") or []
+                if item.get("reason") == NO_POD_REASON and item.get("message")
+            ]
+            if failures:
+                latest = max(failures, key=lambda item: str(item.get("lastTimestamp") or ""))
+                self.job_messages[(namespace, job_name)] = str(latest["message"])
 
     async def post_event(self, schedule: Mapping[str, Any], event: Event) -> None:
         meta = schedule["metadata"]
@@ -374,6 +462,20 @@ def _older(new: Mapping[str, Any], cached: Mapping[str, Any] | None) -> bool:
     new_rv = str(new["metadata"].get("resourceVersion", ""))
     old_rv = str(cached["metadata"].get("resourceVersion", ""))
     return new_rv.isdigit() and old_rv.isdigit() and int(new_rv) < int(old_rv)
+
+
+def _finished_or_blocked(pod: Mapping[str, Any]) -> bool:
+    status = pod.get("status") or {}
+    for container in status.get("containerStatuses") or []:
+        state = container.get("state") or {}
+        if "terminated" in state:
+            return True
+        if (state.get("waiting") or {}).get("reason") in BLOCKING_WAIT_REASONS:
+            return True
+    return any(
+        condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable"
+        for condition in status.get("conditions") or []
+    )
 
 
 def _rejects_input(error: ApiError) -> bool:

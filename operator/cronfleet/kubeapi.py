@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import ssl
+import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -32,6 +33,24 @@ class ApiError(Exception):
         self.reason = body.get("reason", "") if isinstance(body, dict) else ""
         self.message = str(body.get("message", "")) if isinstance(body, dict) else str(body)
         super().__init__(f"{method} {path}: {status} {self.reason}: {self.message}")
+
+
+class UndecodableResponseError(Exception):
+    """An answer nested deeper than this process may decode."""
+
+
+def _decode(text: str, method: str, path: str) -> Any:
+    try:
+        return json.loads(text) if text else {}
+    except json.JSONDecodeError:
+        return text
+    except RecursionError:
+        # cronfleet.main raises the limit above anything the API server stores;
+        # should a deeper answer come anyway, the failed request says why.
+        raise UndecodableResponseError(
+            f"{method} {path}: the answer is nested too deeply to decode "
+            f"with a recursion limit of {sys.getrecursionlimit()}"
+        ) from None
 
 
 def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext:
@@ -111,10 +130,7 @@ class KubeApi:
                 text = await response.text()
                 if response.status == 401 and attempt == 0:
                     continue  # credentials rotated: log in again once
-                try:
-                    parsed = json.loads(text) if text else {}
-                except json.JSONDecodeError:
-                    parsed = text
+                parsed = _decode(text, method, path)
                 if response.status >= 400:
                     raise ApiError(response.status, parsed, method, path)
                 return parsed
@@ -147,6 +163,13 @@ class KubeApi:
             dict(body),
             query={"fieldManager": FIELD_MANAGER},
             content_type=MERGE_PATCH,
+        )
+        return result
+
+    async def delete(self, path: str) -> dict[str, Any]:
+        """Delete with background propagation: the Job's pods go with it."""
+        result: dict[str, Any] = await self.request(
+            "DELETE", path, {"propagationPolicy": "Background"}
         )
         return result
 

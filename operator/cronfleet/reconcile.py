@@ -8,6 +8,7 @@ touches the network; ``cronfleet.controller`` carries the plan out.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,12 +18,31 @@ from cronfleet.clock import from_rfc3339, to_rfc3339
 from cronfleet.config import OperatorConfig
 from cronfleet.cronschedule import CronError, describe, next_fire_time, parse, zone
 from cronfleet.manifests import Manifest, contains, desired_cronjob
-from cronfleet.models import MissedRun, OnExhausted, Phase, RunRecord
+from cronfleet.models import (
+    ConcurrencyPolicy,
+    HistoryPolicy,
+    MissedRun,
+    OnExhausted,
+    Phase,
+    RetryPolicy,
+    RunRecord,
+    ScheduleSpec,
+)
 from cronfleet.naming import cronjob_name
-from cronfleet.tracking import RESET_ANNOTATION, Event, Tracking, track
+from cronfleet.tracking import (
+    RESET_ANNOTATION,
+    Blocked,
+    Event,
+    Observations,
+    track,
+)
 from cronfleet.validation import ParamsCheck, Problem, missing_service_account, validate_spec
 
 READY = "Ready"
+# kstatus' abnormal-true conditions: Flux, kpt and kubectl-style waits read them.
+STALLED = "Stalled"
+RECONCILING = "Reconciling"
+RUN_BLOCKED = "RunBlocked"
 # Look again shortly after a fire time, so nextRunTime moves on even when the
 # CronJob controller reports nothing (a suspended or skipped run).
 REFRESH_DELAY = timedelta(seconds=1)
@@ -36,12 +56,16 @@ class Observed:
 
     schedule: Mapping[str, Any]
     cronjob: Mapping[str, Any] | None
-    service_account_exists: bool | None  # None when the spec names none
+    # None when the spec names none, or while the operator's cache of
+    # ServiceAccounts is still filling (then it is not judged).
+    service_account_exists: bool | None
     known_tasks: frozenset[str] | None
     check_params: ParamsCheck | None = None
     jobs: Sequence[Mapping[str, Any]] = ()
     pods: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
+    # Whether the caches are complete (the first listings are in).
     check_missed: bool = True
+    job_messages: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -51,6 +75,7 @@ class Plan:
     events: list[Event] = field(default_factory=list)
     requeue_at: datetime | None = None
     create_jobs: list[Manifest] = field(default_factory=list)
+    delete_jobs: list[str] = field(default_factory=list)
     recorded: list[str] = field(default_factory=list)  # Jobs to annotate as counted
     finished: list[RunRecord] = field(default_factory=list)
     missed: list[MissedRun] = field(default_factory=list)
@@ -67,18 +92,82 @@ def _condition(
     message: str,
     generation: int,
     now: datetime,
+    kind: str = READY,
 ) -> dict[str, Any]:
-    old = next((c for c in previous if c.get("type") == READY), None)
+    old = next((c for c in previous if c.get("type") == kind), None)
     # lastTransitionTime moves only when the status itself flips.
     since = old.get("lastTransitionTime") if old and old.get("status") == status else None
     return {
-        "type": READY,
+        "type": kind,
         "status": status,
         "reason": reason,
         "message": message,
         "observedGeneration": generation,
         "lastTransitionTime": since or to_rfc3339(now),
     }
+
+
+def _conditions(
+    previous: list[Mapping[str, Any]],
+    ready: tuple[str, str, str],
+    stalled: bool,
+    blocked: Blocked | None,
+    generation: int,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Ready, plus the kstatus conventions: Stalled, Reconciling, and RunBlocked."""
+    status, reason, message = ready
+
+    def condition(kind: str, value: bool, why: str, text: str = "") -> dict[str, Any]:
+        flag = "True" if value else "False"
+        return _condition(previous, flag, why, text, generation, now, kind)
+
+    return [
+        _condition(previous, status, reason, message, generation, now),
+        condition(STALLED, stalled, *((reason, message) if stalled else ("Progressing", ""))),
+        # The status is written for the generation it reflects in one write,
+        # so once written the operator has caught up with the spec.
+        condition(RECONCILING, False, "Reconciled"),
+        condition(
+            RUN_BLOCKED,
+            blocked is not None,
+            blocked.reason if blocked else "NoBlockedRuns",
+            f"run {blocked.job} cannot start: {blocked.message}" if blocked else "",
+        ),
+    ]
+
+
+def _lenient_spec(raw: Mapping[str, Any]) -> ScheduleSpec:
+    """The policies of an invalid spec that still parse, to keep recording its runs.
+
+    The last valid CronJob keeps firing while a later spec is invalid; its
+    runs are recorded and counted with whatever of the new spec is valid.
+    """
+    values: dict[str, Any] = {"cron": "", "task": ""}
+    for key, model in (("history", HistoryPolicy), ("retry", RetryPolicy)):
+        try:
+            values[key] = model.model_validate(raw.get(key) or {})
+        except ValueError:
+            values[key] = model()
+    with contextlib.suppress(ValueError):
+        values["concurrency_policy"] = ConcurrencyPolicy(raw.get("concurrencyPolicy", "Forbid"))
+    return ScheduleSpec.model_construct(**values)
+
+
+def _never_fires(spec: ScheduleSpec, now: datetime) -> Problem | None:
+    try:
+        parse(spec.cron)
+        zone(spec.time_zone)
+    except CronError:
+        return None  # reported by validation
+    if _next_run(spec.cron, spec.time_zone, now) is not None:
+        return None
+    return Problem(
+        "cron",
+        repr(spec.cron),
+        "it never fires: no date in the next five years matches all its fields "
+        "(for example the 31st of February); the CronJob would never start a run",
+    )
 
 
 def _next_run(cron: str, time_zone: str, now: datetime) -> datetime | None:
@@ -98,42 +187,62 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
     plan = Plan()
 
     # 1. Validate.
-    spec, problems = validate_spec(
-        schedule.get("spec") or {}, observed.known_tasks, observed.check_params
-    )
-    if spec is not None and spec.service_account_name and not observed.service_account_exists:
-        problems.append(missing_service_account(spec.service_account_name))
-        spec = None
-        plan.requeue_at = now + SERVICE_ACCOUNT_RECHECK
-
-    # 2. Runs: history, retries, the Failed state, run-now, missed runs.
-    tracking: Tracking | None = None
-    failed = False
+    raw_spec: Mapping[str, Any] = schedule.get("spec") or {}
+    spec, problems = validate_spec(raw_spec, observed.known_tasks, observed.check_params)
+    if spec is not None and spec.service_account_name:
+        if observed.service_account_exists is False:
+            problems.append(missing_service_account(spec.service_account_name))
+            spec = None
+        elif observed.service_account_exists is None:
+            plan.wake(now + SERVICE_ACCOUNT_RECHECK)
     if spec is not None:
-        tracking = track(
-            schedule, spec, observed.jobs, observed.pods, config, now, observed.check_missed
-        )
-        failed = tracking.failed
-        plan.events += tracking.events
-        plan.create_jobs = tracking.create_jobs
-        plan.recorded = tracking.recorded
-        plan.finished = tracking.finished
-        plan.missed = tracking.missed
-        plan.wake(tracking.requeue_at)
+        never = _never_fires(spec, now)
+        if never is not None:
+            problems.append(never)
+            spec = None
+
+    # 2. Runs: history, retries, the Failed state, run-now, missed runs. While
+    # the spec is invalid the last valid CronJob may still fire: its runs are
+    # recorded, and nothing new is started.
+    tracking = track(
+        schedule,
+        spec or _lenient_spec(raw_spec),
+        observed.jobs,
+        observed.pods,
+        config,
+        now,
+        seen=Observations(
+            pods=observed.pods,
+            warm=observed.check_missed,
+            last_schedule_time=_last_schedule_time(observed.cronjob),
+            job_messages=observed.job_messages,
+            record_only=spec is None,
+        ),
+    )
+    failed = tracking.failed
+    plan.events += tracking.events
+    plan.create_jobs = tracking.create_jobs
+    plan.delete_jobs = tracking.delete_jobs
+    plan.recorded = tracking.recorded
+    plan.finished = tracking.finished
+    plan.missed = tracking.missed
+    plan.wake(tracking.requeue_at)
 
     # 3. Desired CronJob, applied only when the observed one lacks part of it.
     cronjob = observed.cronjob
+    halted = False
     if spec is not None:
-        halted = failed and spec.retry.on_exhausted is OnExhausted.SUSPEND
+        halted = spec.suspend or (failed and spec.retry.on_exhausted is OnExhausted.SUSPEND)
         desired = desired_cronjob(
-            namespace, name, uid, spec, config, suspend=spec.suspend or halted
+            namespace, name, uid, spec, config, suspend=halted or tracking.hold_cronjob
         )
         if cronjob is None or not contains(cronjob, desired):
             plan.apply_cronjob = desired
             cronjob = desired
 
     # 4. Status. nextRunTime follows the CronJob that is really in place: after
-    # an invalid update that is still the last valid one.
+    # an invalid update that is still the last valid one. A CronJob held while a
+    # retry or manual run goes under Forbid still has its cadence.
     new: dict[str, Any] = {"observedGeneration": generation}
     cron_spec: Mapping[str, Any] = (cronjob or {}).get("spec") or {}
     if cronjob is not None:
@@ -143,7 +252,8 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
         new["cronJob"] = None
         new["lastRunTime"] = None
     next_run = None
-    if cron_spec and not cron_spec.get("suspend"):
+    held_only = spec is not None and not halted and tracking.hold_cronjob
+    if cron_spec and (not cron_spec.get("suspend") or held_only):
         next_run = _next_run(cron_spec["schedule"], cron_spec.get("timeZone", "UTC"), now)
     new["nextRunTime"] = to_rfc3339(next_run) if next_run else None
     new["scheduleDescription"] = (
@@ -151,12 +261,12 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
     )
 
     old_phase = status.get("phase")
+    stalled = False
     if problems:
         message = "; ".join(problem.message() for problem in problems)
         new.update(phase=Phase.INVALID.value, message=message)
-        new["conditions"] = [
-            _condition(previous_conditions, "False", "InvalidSpec", message, generation, now)
-        ]
+        ready = ("False", "InvalidSpec", message)
+        stalled = True
         if old_phase != Phase.INVALID.value or status.get("message") != message:
             plan.events.append(Event("Warning", "InvalidSpec", message))
     elif spec is not None and failed:
@@ -167,27 +277,24 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
             + f"; annotate {RESET_ANNOTATION} with a new value or change the spec to reset"
         )
         new.update(phase=Phase.FAILED.value, message=message)
-        new["conditions"] = [
-            _condition(previous_conditions, "False", "RetriesExhausted", message, generation, now)
-        ]
+        ready = ("False", "RetriesExhausted", message)
+        stalled = suspended
     elif spec is not None and spec.suspend:
         message = "suspended by spec.suspend: no scheduled runs until it is false"
         new.update(phase=Phase.PAUSED.value, message=message)
-        new["conditions"] = [
-            _condition(previous_conditions, "True", "Suspended", message, generation, now)
-        ]
+        ready = ("True", "Suspended", message)
         if old_phase != Phase.PAUSED.value:
             plan.events.append(Event("Normal", "Suspended", message))
     else:
         new.update(phase=Phase.ACTIVE.value, message="")
-        new["conditions"] = [
-            _condition(previous_conditions, "True", "Scheduled", "", generation, now)
-        ]
+        ready = ("True", "Scheduled", "")
         if old_phase == Phase.PAUSED.value and not (spec and spec.suspend):
             plan.events.append(Event("Normal", "Resumed", "spec.suspend is false: runs resume"))
+    new["conditions"] = _conditions(
+        previous_conditions, ready, stalled, tracking.blocked, generation, now
+    )
 
-    if tracking is not None:
-        new.update(tracking.updates)
+    new.update(tracking.updates)
     plan.status_patch = {
         key: value for key, value in new.items() if _differs(status.get(key), value)
     }
@@ -196,6 +303,14 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
     if next_run is not None:
         plan.wake(next_run + REFRESH_DELAY)
     return plan
+
+
+def _last_schedule_time(cronjob: Mapping[str, Any] | None) -> datetime | None:
+    value = ((cronjob or {}).get("status") or {}).get("lastScheduleTime")
+    try:
+        return from_rfc3339(value) if value else None
+    except ValueError:
+        return None
 
 
 def reject_cronjob(plan: Plan, schedule: Mapping[str, Any], reason: str, now: datetime) -> None:
@@ -209,7 +324,9 @@ def reject_cronjob(plan: Plan, schedule: Mapping[str, Any], reason: str, now: da
         "phase": Phase.INVALID.value,
         "message": message,
         "observedGeneration": generation,
-        "conditions": [_condition(previous, "False", "InvalidSpec", message, generation, now)],
+        "conditions": _conditions(
+            previous, ("False", "InvalidSpec", message), True, None, generation, now
+        ),
     }
     # What the plan derived from the CronJob it could not write stays as it was.
     for key in ("cronJob", "nextRunTime", "scheduleDescription", "lastRunTime"):

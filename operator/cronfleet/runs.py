@@ -28,6 +28,26 @@ PERMANENT_FAILURE_EXIT_CODE = 2
 MAX_MESSAGE = 1024
 # Job names are label values (63); the pods' generated suffix fits within pod names.
 JOB_NAME_LIMIT = 63
+# Waiting reasons of a container that will not start without someone acting.
+# ContainerCreating and PodInitializing are the normal way to start, so they
+# are not among them.
+BLOCKING_WAIT_REASONS = frozenset(
+    {
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+        "RunContainerError",
+    }
+)
+# How long a Job may have no pod at all before that counts as blocked: the Job
+# controller creates pods within a second or two, unless the API server refuses
+# them (a missing PriorityClass, a quota, PodSecurity), which it reports only as
+# FailedCreate events on the Job.
+NO_POD_GRACE = timedelta(seconds=8)
+NO_POD_REASON = "FailedCreate"
 
 
 def _condition(job: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
@@ -118,6 +138,64 @@ def summary_message(text: str) -> str:
     return text[-MAX_MESSAGE:]
 
 
+def started(pods: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether any container of the run ever ran (so it is not blocked from starting)."""
+    for pod in pods:
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            state = status.get("state") or {}
+            if "running" in state or "terminated" in state:
+                return True
+            if "terminated" in (status.get("lastState") or {}):
+                return True
+    return False
+
+
+def blocked_by(
+    job: Mapping[str, Any],
+    pods: Sequence[Mapping[str, Any]],
+    now: datetime,
+    job_message: str = "",
+) -> tuple[str, str] | None:
+    """(reason, message) when the run cannot start; None while it starts or runs normally.
+
+    ``job_message`` is what the Job's FailedCreate events say, where the
+    controller looked them up.
+    """
+    if job_result(job) is not None or started(pods):
+        return None
+    for pod in pods:
+        status = pod.get("status") or {}
+        for container in status.get("containerStatuses") or []:
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in BLOCKING_WAIT_REASONS:
+                return str(waiting["reason"]), str(waiting.get("message") or "")
+        for condition in status.get("conditions") or []:
+            if (
+                condition.get("type") == "PodScheduled"
+                and condition.get("status") == "False"
+                and condition.get("reason") == "Unschedulable"
+            ):
+                return "Unschedulable", str(condition.get("message") or "")
+    if pods or (job.get("spec") or {}).get("suspend"):
+        return None
+    created = job["metadata"].get("creationTimestamp")
+    if created and now - from_rfc3339(created) >= NO_POD_GRACE:
+        return NO_POD_REASON, job_message or "the Job controller could not create the run's pod"
+    return None
+
+
+def end_reason(job: Mapping[str, Any], result: RunResult | None, exit_code: int | None) -> str:
+    """A stable reason for a finished run, from the Job's own conditions."""
+    if result is None:
+        return ""
+    if result is RunResult.SUCCEEDED:
+        return "Completed"
+    if exit_code == PERMANENT_FAILURE_EXIT_CODE:
+        return "PermanentFailure"
+    failed = _condition(job, "Failed")
+    return str((failed or {}).get("reason") or "Failed")
+
+
 def run_record(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> RunRecord:
     status = job.get("status") or {}
     result = job_result(job)
@@ -145,6 +223,7 @@ def run_record(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Run
         result=result,
         exit_code=exit_code,
         message=message,
+        reason=end_reason(job, result, exit_code),
     )
 
 

@@ -1,11 +1,15 @@
-"""Run tracking, retries, the Failed state, run-now, reset and missed runs.
+"""Run tracking: history, retries, the Failed state, run-now, reset and missed runs.
 
 ``track`` is pure: from the Schedule, its Jobs and their pods and ``now`` it
-computes the status fields it owns, the events, the Jobs to create and the
-runs newly finished. Every decision is replayable: Jobs it creates have
-deterministic names, and a run is counted once, when its history entry gets
-a result (the Job is then annotated, so a trimmed history never counts it
-again).
+computes the status fields it owns, the events, the Jobs to create or delete
+and the runs newly finished. It reads as small steps over one typed
+``RunState``: reset, record runs, close runs that cannot start or whose Job
+went away, apply the retry policy, start due retries and manual runs within
+``concurrencyPolicy``, judge missed fire times.
+
+Every decision is replayable: Jobs it creates have deterministic names, and a
+run is counted once: its Job name enters ``status.recordedJobs`` (and the Job
+is annotated), whatever ``history.keep`` is.
 """
 
 from __future__ import annotations
@@ -13,13 +17,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from cronfleet.clock import from_rfc3339, to_rfc3339
 from cronfleet.config import OperatorConfig
-from cronfleet.cronschedule import next_fire_time, parse, zone
+from cronfleet.cronschedule import CronError, next_fire_time, parse, zone
 from cronfleet.manifests import Manifest, run_job
 from cronfleet.models import (
+    ConcurrencyPolicy,
     MissedRun,
     OnExhausted,
     RunRecord,
@@ -30,6 +36,7 @@ from cronfleet.models import (
 from cronfleet.naming import RECORDED_ANNOTATION, cronjob_name
 from cronfleet.runs import (
     PERMANENT_FAILURE_EXIT_CODE,
+    blocked_by,
     manual_job_name,
     origin_of,
     retry_delay,
@@ -48,6 +55,37 @@ MISSED_RUNS_PER_CHECK = 10
 # The CronJob controller may start a run up to startingDeadlineSeconds late;
 # a little more is allowed before calling it missed.
 MISSED_RUN_GRACE = timedelta(seconds=5)
+# Manual runs of one Schedule running at once under Allow; more wait.
+MAX_ACTIVE_MANUAL_RUNS = 3
+# Jobs remembered as counted: more than the Jobs one Schedule can have at once.
+RECORDED_JOBS_KEPT = 200
+
+
+class Reason(StrEnum):
+    """Event reasons: stable, documented, for alerts and `kubectl get events`."""
+
+    RUN_STARTED = "RunStarted"
+    RUN_SUCCEEDED = "RunSucceeded"
+    RUN_FAILED = "RunFailed"
+    RUN_BLOCKED = "RunBlocked"
+    RUN_CANCELLED = "RunCancelled"
+    RETRY_SCHEDULED = "RetryScheduled"
+    RETRY_DEFERRED = "RetryDeferred"
+    RETRY_HELD = "RetryHeld"
+    RETRIES_DROPPED = "RetriesDropped"
+    RETRIES_EXHAUSTED = "RetriesExhausted"
+    RUN_NOW_DEFERRED = "RunNowDeferred"
+    RUN_NOW_REFUSED = "RunNowRefused"
+    MISSED_RUN = "MissedRun"
+    RESUMED = "Resumed"
+
+
+class EndReason(StrEnum):
+    """``history[].reason`` of runs the operator itself closes."""
+
+    BLOCKED = "Blocked"
+    REPLACED = "Replaced"
+    DELETED = "Deleted"
 
 
 @dataclass(frozen=True)
@@ -57,23 +95,106 @@ class Event:
     message: str
 
 
+@dataclass(frozen=True)
+class Blocked:
+    job: str
+    reason: str
+    message: str
+
+
 @dataclass
 class Tracking:
     updates: dict[str, Any] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     create_jobs: list[Manifest] = field(default_factory=list)
+    delete_jobs: list[str] = field(default_factory=list)
     recorded: list[str] = field(default_factory=list)
     finished: list[RunRecord] = field(default_factory=list)
     missed: list[MissedRun] = field(default_factory=list)
+    blocked: Blocked | None = None
+    # Under Forbid, the CronJob is held suspended while a retry or manual run
+    # goes: its controller does not see the operator's Jobs.
+    hold_cronjob: bool = False
     requeue_at: datetime | None = None
     failed: bool = False
 
     def wake(self, at: datetime) -> None:
         self.requeue_at = min(self.requeue_at, at) if self.requeue_at else at
 
+    def event(self, kind: str, reason: Reason, message: str) -> None:
+        self.events.append(Event(kind, reason.value, message))
 
-def _history(status: Mapping[str, Any]) -> list[RunRecord]:
-    return [RunRecord.model_validate(item) for item in status.get("history") or []]
+
+@dataclass(frozen=True)
+class Observations:
+    """What the controller saw besides the Schedule and its Jobs."""
+
+    pods: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
+    # Whether the caches hold every Job: only then can a Job's absence mean it
+    # is gone, and a fire time without a Job be judged.
+    warm: bool = True
+    # The CronJob's status.lastScheduleTime: the latest fire time its
+    # controller started a Job for, which no history limit trims.
+    last_schedule_time: datetime | None = None
+    # What the Jobs' FailedCreate events say, by Job name.
+    job_messages: Mapping[str, str] = field(default_factory=dict)
+    # The spec is invalid: runs are still recorded, no new Job is started.
+    record_only: bool = False
+
+
+@dataclass
+class RunState:
+    """The status fields run tracking owns, typed."""
+
+    history: dict[str, RunRecord]
+    counts: dict[str, int]
+    recorded_jobs: list[str]
+    retry_count: int
+    next_retry: str | None
+    retry_of: str | None
+    consecutive: int
+    last_success: str | None
+    last_failure: str | None
+    tokens: dict[str, str]
+    failed: bool
+    missed_runs: list[MissedRun]
+    checked_until: str | None
+
+    @classmethod
+    def read(cls, status: Mapping[str, Any]) -> RunState:
+        counts = {"succeeded": 0, "failed": 0, "cancelled": 0, "missed": 0}
+        counts.update({k: int(v) for k, v in (status.get("counts") or {}).items()})
+        return cls(
+            history={
+                record.job: record
+                for record in (
+                    RunRecord.model_validate(item) for item in status.get("history") or []
+                )
+            },
+            counts=counts,
+            recorded_jobs=[str(name) for name in status.get("recordedJobs") or []],
+            retry_count=int(status.get("retryCount") or 0),
+            next_retry=status.get("nextRetryTime"),
+            retry_of=status.get("retryOf"),
+            consecutive=int(status.get("consecutiveFailures") or 0),
+            last_success=status.get("lastSuccessfulTime"),
+            last_failure=status.get("lastFailureTime"),
+            tokens=dict(status.get("lastHandledTokens") or {}),
+            failed=status.get("phase") == "Failed",
+            missed_runs=[MissedRun.model_validate(item) for item in status.get("missedRuns") or []],
+            checked_until=status.get("missedRunsCheckedUntil"),
+        )
+
+    def clear_retries(self) -> None:
+        self.retry_count, self.next_retry, self.retry_of = 0, None, None
+
+    def record(self, job: str) -> None:
+        if job not in self.recorded_jobs:
+            self.recorded_jobs.insert(0, job)
+            del self.recorded_jobs[RECORDED_JOBS_KEPT:]
+
+    def active(self) -> list[RunRecord]:
+        return [record for record in self.history.values() if record.result is None]
 
 
 def _dump(records: Sequence[Any]) -> list[dict[str, Any]]:
@@ -84,6 +205,10 @@ def _newest_first(record: RunRecord) -> str:
     return record.start_time or record.scheduled_time or ""
 
 
+def _deleting(job: Mapping[str, Any]) -> bool:
+    return bool(job["metadata"].get("deletionTimestamp"))
+
+
 def track(
     schedule: Mapping[str, Any],
     spec: ScheduleSpec,
@@ -92,251 +217,558 @@ def track(
     config: OperatorConfig,
     now: datetime,
     check_missed: bool = True,
+    seen: Observations | None = None,
 ) -> Tracking:
+    seen = seen or Observations(pods=pods, warm=check_missed)
     meta = schedule["metadata"]
-    namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
     annotations: Mapping[str, str] = meta.get("annotations") or {}
     status: Mapping[str, Any] = schedule.get("status") or {}
+    state = RunState.read(status)
     out = Tracking()
-    cronjob = cronjob_name(name)
+    by_name = {job["metadata"]["name"]: job for job in jobs}
 
-    counts = {"succeeded": 0, "failed": 0, **(status.get("counts") or {})}
-    retry_count = int(status.get("retryCount") or 0)
-    consecutive = int(status.get("consecutiveFailures") or 0)
-    next_retry: str | None = status.get("nextRetryTime")
-    retry_of: str | None = status.get("retryOf")
-    last_success: str | None = status.get("lastSuccessfulTime")
-    last_failure: str | None = status.get("lastFailureTime")
-    tokens = dict(status.get("lastHandledTokens") or {})
-    failed = status.get("phase") == "Failed"
+    generation_changed = status.get("observedGeneration") not in (None, meta.get("generation"))
+    _reset(state, annotations, generation_changed, now, out)
+    newly_finished = _record_runs(state, spec, jobs, seen, now, out)
+    newly_finished += _close_gone_runs(state, spec, by_name, seen, now, out)
+    _apply_retry_policy(state, spec, newly_finished, now, out)
+    if not seen.record_only:
+        _start_due_retry(state, schedule, spec, config, by_name, now, out)
+        _run_now(state, schedule, spec, config, annotations, by_name, now, out)
+    out.hold_cronjob = spec.concurrency_policy is ConcurrencyPolicy.FORBID and any(
+        record.trigger is not RunTrigger.SCHEDULED for record in state.active()
+    )
 
-    # 1. Reset: a new reset token, or a new spec generation, clears the failure.
-    def reset(why: str) -> None:
-        nonlocal failed, retry_count, consecutive, next_retry, retry_of
-        if failed or retry_count or consecutive or next_retry:
-            out.events.append(Event("Normal", "Resumed", why))
-        failed, retry_count, consecutive, next_retry, retry_of = False, 0, 0, None, None
-
-    reset_token = annotations.get(RESET_ANNOTATION)
-    if reset_token and reset_token != tokens.get("reset"):
-        tokens["reset"] = reset_token
-        reset(f"reset by {RESET_ANNOTATION}={reset_token}: failures cleared, runs resume")
-    generation = meta.get("generation")
-    if failed and status.get("observedGeneration") not in (None, generation):
-        reset("the spec changed: failures cleared, runs resume")
-
-    # 2. Runs: new ones enter the history; finished ones get their result once.
-    by_job = {record.job: record for record in _history(status)}
-    newly_finished: list[tuple[RunRecord, Mapping[str, Any]]] = []
-    for job in sorted(jobs, key=lambda j: j["metadata"].get("creationTimestamp", "")):
-        job_name = job["metadata"]["name"]
-        previous = by_job.get(job_name)
-        recorded = (job["metadata"].get("annotations") or {}).get(RECORDED_ANNOTATION) == "true"
-        if recorded or (previous is not None and previous.result is not None):
-            continue
-        record = run_record(job, pods.get(job_name, ()))
-        if previous is None and record.result is None and spec.history.keep > 0:
-            out.events.append(
-                Event(
-                    "Normal",
-                    "RunStarted",
-                    f"Run {job_name} started ({record.trigger.value}, attempt {record.attempt})",
-                )
-            )
-        by_job[job_name] = record
-        if record.result is not None:
-            newly_finished.append((record, job))
-            out.recorded.append(job_name)
-
-    # 3. Results, in the order runs finished.
-    newly_finished.sort(key=lambda pair: pair[0].completion_time or "")
-    policy = spec.retry
-    for record, job in newly_finished:
-        out.finished.append(record)
-        took = f" in {record.duration_seconds:.0f}s" if record.duration_seconds is not None else ""
-        detail = f": {record.message}" if record.message else ""
-        if record.result is RunResult.SUCCEEDED:
-            counts["succeeded"] += 1
-            last_success = record.completion_time
-            failed, retry_count, consecutive, next_retry, retry_of = False, 0, 0, None, None
-            out.events.append(
-                Event("Normal", "RunSucceeded", f"Run {record.job} succeeded{took}{detail}")
-            )
-            continue
-        counts["failed"] += 1
-        last_failure = record.completion_time
-        consecutive += 1
-        outcome = "timed out" if record.result is RunResult.TIMED_OUT else "failed"
-        code = f" with exit code {record.exit_code}" if record.exit_code is not None else ""
-        out.events.append(
-            Event("Warning", "RunFailed", f"Run {record.job} {outcome}{code}{took}{detail}")
-        )
-        if record.exit_code == PERMANENT_FAILURE_EXIT_CODE:
-            continue  # a permanent failure: retrying the same input cannot help
-        if record.trigger is not RunTrigger.RETRY or retry_of is None:
-            # A scheduled or manual run starts a fresh retry cycle.
-            retry_count, retry_of = 0, origin_of(job)
-        if retry_count < policy.max_retries:
-            delay = retry_delay(policy.backoff, retry_count)
-            retry_count += 1
-            finished_at = from_rfc3339(record.completion_time) if record.completion_time else now
-            next_retry = to_rfc3339(finished_at + delay)
-            out.events.append(
-                Event(
-                    "Normal",
-                    "RetryScheduled",
-                    f"Retry {retry_count} of {policy.max_retries} for {retry_of} "
-                    f"at {next_retry} (after {delay.total_seconds():.0f}s)",
-                )
-            )
-        else:
-            failed, next_retry = True, None
-            suspended = policy.on_exhausted is OnExhausted.SUSPEND
-            then = (
-                "the CronJob is suspended until reset"
-                if suspended
-                else "the schedule keeps its cadence"
-            )
-            out.events.append(
-                Event(
-                    "Warning",
-                    "RetriesExhausted",
-                    f"Run {retry_of} failed and all {policy.max_retries} retries failed; {then} "
-                    f"(annotate {RESET_ANNOTATION} with a new value to reset)",
-                )
-            )
-
-    # 4. A retry that is due is created (again after a restart: same name).
-    if next_retry and retry_of and not failed:
-        due = from_rfc3339(next_retry)
-        if now >= due:
-            origin = by_job.get(retry_of)
-            out.create_jobs.append(
-                run_job(
-                    namespace,
-                    name,
-                    uid,
-                    spec,
-                    config,
-                    job_name=retry_job_name(cronjob, retry_of, retry_count),
-                    trigger=RunTrigger.RETRY,
-                    attempt=retry_count,
-                    scheduled_time=origin.scheduled_time if origin else None,
-                    origin=retry_of,
-                )
-            )
-            next_retry = None
-        else:
-            out.wake(due)
-
-    # 5. Run now: one manual run per distinct token.
-    run_now = annotations.get(RUN_NOW_ANNOTATION)
-    if run_now and run_now != tokens.get("runNow"):
-        tokens["runNow"] = run_now
-        out.create_jobs.append(
-            run_job(
-                namespace,
-                name,
-                uid,
-                spec,
-                config,
-                job_name=manual_job_name(cronjob, run_now),
-                trigger=RunTrigger.MANUAL,
-                attempt=0,
-                scheduled_time=to_rfc3339(now),
-                origin=None,
-            )
-        )
-
-    # 6. Missed runs: fire times past their starting deadline with no run.
-    suspended_now = spec.suspend or (failed and policy.on_exhausted is OnExhausted.SUSPEND)
-    checked_until: str | None
-    if check_missed:
-        checked_until, missed = _missed_runs(
-            schedule, spec, list(by_job.values()), jobs, now, suspended_now, out
-        )
-    else:
-        checked_until, missed = status.get("missedRunsCheckedUntil"), []
+    suspended = spec.suspend or (state.failed and spec.retry.on_exhausted is OnExhausted.SUSPEND)
+    if seen.warm and not seen.record_only:
+        _missed_runs(state, status, spec, jobs, seen, now, suspended, generation_changed, out)
+    elif state.checked_until is None or generation_changed:
+        # Fire times before the operator first judged, or of an earlier spec, are not misses.
+        state.checked_until = to_rfc3339(now)
+    if not seen.warm:
         out.wake(now + MISSED_RUN_GRACE)
-    out.missed = missed
 
-    history = sorted(by_job.values(), key=_newest_first, reverse=True)[: spec.history.keep]
-    missed_runs = [MissedRun.model_validate(item) for item in status.get("missedRuns") or []]
-    missed_runs = (list(reversed(missed)) + missed_runs)[:MISSED_RUNS_KEPT]
-    out.failed = failed
+    active = [r for r in state.history.values() if r.result is None]
+    finished = sorted(
+        (r for r in state.history.values() if r.result is not None),
+        key=_newest_first,
+        reverse=True,
+    )[: spec.history.keep]
+    # Runs still going are always listed: they are what a user looks for, and
+    # what tells a run whose Job disappeared.
+    history = sorted(active + finished, key=_newest_first, reverse=True)
+    out.failed = state.failed
     out.updates = {
         "history": _dump(history),
-        "counts": counts,
-        "retryCount": retry_count,
-        "nextRetryTime": next_retry,
-        "retryOf": retry_of,
-        "consecutiveFailures": consecutive,
-        "lastSuccessfulTime": last_success,
-        "lastFailureTime": last_failure,
-        "lastHandledTokens": tokens,
-        "missedRuns": _dump(missed_runs),
-        "missedRunsCheckedUntil": checked_until,
+        "counts": state.counts,
+        "recordedJobs": state.recorded_jobs,
+        "retryCount": state.retry_count,
+        "nextRetryTime": state.next_retry,
+        "retryOf": state.retry_of,
+        "consecutiveFailures": state.consecutive,
+        "lastSuccessfulTime": state.last_success,
+        "lastFailureTime": state.last_failure,
+        "lastHandledTokens": state.tokens,
+        "missedRuns": _dump(state.missed_runs[:MISSED_RUNS_KEPT]),
+        "missedRunsCheckedUntil": state.checked_until,
     }
     return out
 
 
-def _missed_runs(
+# -- 1. reset ------------------------------------------------------------------------
+
+
+def _reset(
+    state: RunState,
+    annotations: Mapping[str, str],
+    generation_changed: bool,
+    now: datetime,
+    out: Tracking,
+) -> None:
+    """A new reset token, or a new spec generation, clears the failure and the retry cycle."""
+
+    def reset(why: str) -> None:
+        if state.next_retry and state.retry_of:
+            out.event(
+                "Normal",
+                Reason.RETRIES_DROPPED,
+                f"Retry {state.retry_count} of {state.retry_of} (due {state.next_retry}) "
+                f"is dropped: {why}",
+            )
+        elif state.failed or state.retry_count or state.consecutive:
+            out.event("Normal", Reason.RESUMED, f"{why}: failures cleared, runs resume")
+        state.failed, state.consecutive = False, 0
+        state.clear_retries()
+        for key in ("retryDeferred", "retryHeld"):
+            state.tokens.pop(key, None)
+
+    token = annotations.get(RESET_ANNOTATION)
+    if token and token != state.tokens.get("reset"):
+        state.tokens["reset"] = token
+        reset(f"reset by {RESET_ANNOTATION}={token}")
+    if generation_changed:
+        reset("the spec changed")
+
+
+# -- 2. record runs ------------------------------------------------------------------
+
+
+def _counted(state: RunState, job: Mapping[str, Any]) -> bool:
+    name = job["metadata"]["name"]
+    previous = state.history.get(name)
+    annotated = (job["metadata"].get("annotations") or {}).get(RECORDED_ANNOTATION) == "true"
+    return (
+        annotated
+        or name in state.recorded_jobs
+        or (previous is not None and previous.result is not None)
+    )
+
+
+def _record_runs(
+    state: RunState,
+    spec: ScheduleSpec,
+    jobs: Sequence[Mapping[str, Any]],
+    seen: Observations,
+    now: datetime,
+    out: Tracking,
+) -> list[tuple[RunRecord, str]]:
+    """New runs enter the history; finished or unstartable ones get their result once."""
+    newly_finished: list[tuple[RunRecord, str]] = []
+    for job in sorted(jobs, key=lambda j: j["metadata"].get("creationTimestamp", "")):
+        name = job["metadata"]["name"]
+        if _counted(state, job):
+            continue
+        previous = state.history.get(name)
+        pods = seen.pods.get(name, ())
+        record = run_record(job, pods)
+        if previous is None and record.result is None:
+            out.event(
+                "Normal",
+                Reason.RUN_STARTED,
+                f"Run {name} started ({record.trigger.value}, attempt {record.attempt})",
+            )
+        if record.result is None:
+            announced = previous.reason if previous is not None else ""
+            record = _blocked_state(record, job, pods, spec, seen, announced, now, out)
+        state.history[name] = record
+        if record.result is not None:
+            if record.reason == EndReason.BLOCKED:
+                out.delete_jobs.append(name)
+            newly_finished.append((record, origin_of(job)))
+    return newly_finished
+
+
+def _blocked_state(
+    record: RunRecord,
+    job: Mapping[str, Any],
+    pods: Sequence[Mapping[str, Any]],
+    spec: ScheduleSpec,
+    seen: Observations,
+    announced: str,
+    now: datetime,
+    out: Tracking,
+) -> RunRecord:
+    """A run that cannot start is reported at once, and failed after startTimeoutSeconds.
+
+    ``announced`` is the blocking reason the history already shows for it, so
+    the Warning event is posted once per reason.
+    """
+    name = job["metadata"]["name"]
+    created = from_rfc3339(job["metadata"].get("creationTimestamp") or to_rfc3339(now))
+    blocked = blocked_by(job, pods, now, seen.job_messages.get(name, ""))
+    if blocked is None:
+        if not pods and not (job.get("spec") or {}).get("suspend"):
+            # No pod yet: look again when a missing pod would count as blocked.
+            out.wake(created + timedelta(seconds=9))
+        return record
+    reason, message = blocked
+    deadline = created + timedelta(seconds=spec.start_timeout_seconds)
+    if now >= deadline:
+        return record.model_copy(
+            update={
+                "result": RunResult.FAILED,
+                "reason": EndReason.BLOCKED.value,
+                "completion_time": to_rfc3339(now),
+                "message": (
+                    f"did not start within startTimeoutSeconds ({spec.start_timeout_seconds}s): "
+                    f"{reason}: {message}"
+                )[:1024],
+            }
+        )
+    out.wake(deadline)
+    out.blocked = Blocked(name, reason, message)
+    if announced != reason:
+        out.event(
+            "Warning",
+            Reason.RUN_BLOCKED,
+            f"Run {name} cannot start: {reason}: {message}; it is failed as Blocked at "
+            f"{to_rfc3339(deadline)} unless it starts",
+        )
+    return record.model_copy(update={"reason": reason, "message": message[:1024]})
+
+
+def _close_gone_runs(
+    state: RunState,
+    spec: ScheduleSpec,
+    by_name: Mapping[str, Mapping[str, Any]],
+    seen: Observations,
+    now: datetime,
+    out: Tracking,
+) -> list[tuple[RunRecord, str]]:
+    """A running run whose Job is deleted (by Replace, or by a person) ends as Cancelled."""
+    closed: list[tuple[RunRecord, str]] = []
+    for name, record in list(state.history.items()):
+        if record.result is not None or name in state.recorded_jobs:
+            continue
+        job = by_name.get(name)
+        if job is not None and not _deleting(job):
+            continue
+        if job is None and not seen.warm:
+            continue  # the Job may simply not be listed yet
+        replaced = (
+            spec.concurrency_policy is ConcurrencyPolicy.REPLACE
+            and record.trigger is RunTrigger.SCHEDULED
+        )
+        reason = EndReason.REPLACED if replaced else EndReason.DELETED
+        why = (
+            "replaced by a newer run (concurrencyPolicy Replace)"
+            if replaced
+            else "its Job was deleted before it finished"
+        )
+        state.history[name] = record.model_copy(
+            update={
+                "result": RunResult.CANCELLED,
+                "reason": reason.value,
+                "completion_time": to_rfc3339(now),
+                "message": why,
+            }
+        )
+        origin = state.retry_of if record.trigger is RunTrigger.RETRY else record.job
+        closed.append((state.history[name], origin or record.job))
+    return closed
+
+
+# -- 3. results and the retry policy -------------------------------------------------
+
+
+def _apply_retry_policy(
+    state: RunState,
+    spec: ScheduleSpec,
+    newly_finished: list[tuple[RunRecord, str]],
+    now: datetime,
+    out: Tracking,
+) -> None:
+    policy = spec.retry
+    newly_finished.sort(key=lambda pair: pair[0].completion_time or "")
+    for record, origin in newly_finished:
+        state.record(record.job)
+        out.recorded.append(record.job)
+        out.finished.append(record)
+        took = f" in {record.duration_seconds:.0f}s" if record.duration_seconds is not None else ""
+        detail = f": {record.message}" if record.message else ""
+        if record.result is RunResult.SUCCEEDED:
+            state.counts["succeeded"] += 1
+            state.last_success = record.completion_time
+            state.failed, state.consecutive = False, 0
+            state.clear_retries()
+            out.event("Normal", Reason.RUN_SUCCEEDED, f"Run {record.job} succeeded{took}{detail}")
+            continue
+        if record.result is RunResult.CANCELLED:
+            state.counts["cancelled"] += 1
+            abandoned = ""
+            if record.trigger is RunTrigger.RETRY and state.retry_of == origin:
+                state.clear_retries()
+                abandoned = "; its retry cycle ends"
+            out.event(
+                "Normal",
+                Reason.RUN_CANCELLED,
+                f"Run {record.job} was cancelled ({record.reason}): {record.message}{abandoned}",
+            )
+            continue
+        state.counts["failed"] += 1
+        state.last_failure = record.completion_time
+        state.consecutive += 1
+        outcome = "timed out" if record.result is RunResult.TIMED_OUT else "failed"
+        code = f" with exit code {record.exit_code}" if record.exit_code is not None else ""
+        out.event("Warning", Reason.RUN_FAILED, f"Run {record.job} {outcome}{code}{took}{detail}")
+        if record.exit_code == PERMANENT_FAILURE_EXIT_CODE:
+            continue  # a permanent failure: retrying the same input cannot help
+        if state.failed and policy.on_exhausted is OnExhausted.SUSPEND:
+            continue  # halted until reset: a manual run's failure starts no retries
+        if record.trigger is not RunTrigger.RETRY or state.retry_of is None:
+            # A scheduled or manual run starts a fresh retry cycle.
+            state.retry_count, state.retry_of = 0, origin
+        state.tokens.pop("retryDeferred", None)
+        state.tokens.pop("retryHeld", None)
+        if state.retry_count < policy.max_retries:
+            delay = retry_delay(policy.backoff, state.retry_count)
+            state.retry_count += 1
+            finished_at = from_rfc3339(record.completion_time) if record.completion_time else now
+            state.next_retry = to_rfc3339(finished_at + delay)
+            out.event(
+                "Normal",
+                Reason.RETRY_SCHEDULED,
+                f"Retry {state.retry_count} of {policy.max_retries} for {state.retry_of} "
+                f"at {state.next_retry} (after {delay.total_seconds():.0f}s)",
+            )
+            continue
+        state.failed, state.next_retry = True, None
+        suspended = policy.on_exhausted is OnExhausted.SUSPEND
+        then = (
+            "the CronJob is suspended until reset"
+            if suspended
+            else "the schedule keeps its cadence and retries its next failing run"
+        )
+        out.event(
+            "Warning",
+            Reason.RETRIES_EXHAUSTED,
+            f"Run {state.retry_of} failed and all {policy.max_retries} retries failed; {then} "
+            f"(annotate {RESET_ANNOTATION} with a new value to reset)",
+        )
+
+
+# -- 4. retries and manual runs, within concurrencyPolicy ----------------------------
+
+
+def _make_room(
+    state: RunState,
+    spec: ScheduleSpec,
+    by_name: Mapping[str, Mapping[str, Any]],
+    now: datetime,
+    out: Tracking,
+) -> bool:
+    """Whether a new run may start now; under Replace, the running ones are stopped."""
+    active = [
+        record
+        for record in state.active()
+        if record.job in by_name and not _deleting(by_name[record.job])
+    ]
+    if not active or spec.concurrency_policy is ConcurrencyPolicy.ALLOW:
+        return True
+    if spec.concurrency_policy is ConcurrencyPolicy.FORBID:
+        return False
+    for record in active:
+        out.delete_jobs.append(record.job)
+        state.history[record.job] = record.model_copy(
+            update={
+                "result": RunResult.CANCELLED,
+                "reason": EndReason.REPLACED.value,
+                "completion_time": to_rfc3339(now),
+                "message": "replaced by a newer run (concurrencyPolicy Replace)",
+            }
+        )
+        state.record(record.job)
+        out.recorded.append(record.job)
+        state.counts["cancelled"] += 1
+        out.finished.append(state.history[record.job])
+        out.event(
+            "Normal",
+            Reason.RUN_CANCELLED,
+            f"Run {record.job} was cancelled (Replaced): a newer run replaces it "
+            "(concurrencyPolicy Replace)",
+        )
+    return True
+
+
+def _start_due_retry(
+    state: RunState,
     schedule: Mapping[str, Any],
     spec: ScheduleSpec,
-    history: Sequence[RunRecord],
+    config: OperatorConfig,
+    by_name: Mapping[str, Mapping[str, Any]],
+    now: datetime,
+    out: Tracking,
+) -> None:
+    """A retry that is due is created (again after a restart: same name)."""
+    if not (state.next_retry and state.retry_of):
+        return
+    if state.failed and spec.retry.on_exhausted is OnExhausted.SUSPEND:
+        return
+    due = from_rfc3339(state.next_retry)
+    if now < due:
+        out.wake(due)
+        return
+    label = f"{state.retry_of}/{state.retry_count}"
+    if spec.suspend:
+        if state.tokens.get("retryHeld") != label:
+            state.tokens["retryHeld"] = label
+            out.event(
+                "Normal",
+                Reason.RETRY_HELD,
+                f"Retry {state.retry_count} of {state.retry_of} is held while the schedule is "
+                "suspended; resuming (a spec change) drops it",
+            )
+        return
+    if not _make_room(state, spec, by_name, now, out):
+        if state.tokens.get("retryDeferred") != label:
+            state.tokens["retryDeferred"] = label
+            running = ", ".join(record.job for record in state.active())
+            out.event(
+                "Normal",
+                Reason.RETRY_DEFERRED,
+                f"Retry {state.retry_count} of {state.retry_of} waits for {running} to finish "
+                "(concurrencyPolicy Forbid)",
+            )
+        return
+    meta = schedule["metadata"]
+    origin = state.history.get(state.retry_of)
+    out.create_jobs.append(
+        run_job(
+            meta["namespace"],
+            meta["name"],
+            meta["uid"],
+            spec,
+            config,
+            job_name=retry_job_name(cronjob_name(meta["name"]), state.retry_of, state.retry_count),
+            trigger=RunTrigger.RETRY,
+            attempt=state.retry_count,
+            scheduled_time=origin.scheduled_time if origin else None,
+            origin=state.retry_of,
+        )
+    )
+    state.next_retry = None
+    state.tokens.pop("retryDeferred", None)
+
+
+def _run_now(
+    state: RunState,
+    schedule: Mapping[str, Any],
+    spec: ScheduleSpec,
+    config: OperatorConfig,
+    annotations: Mapping[str, str],
+    by_name: Mapping[str, Mapping[str, Any]],
+    now: datetime,
+    out: Tracking,
+) -> None:
+    """One manual run per distinct token, within suspend and concurrencyPolicy."""
+    token = annotations.get(RUN_NOW_ANNOTATION)
+    if not token or token == state.tokens.get("runNow"):
+        return
+    if spec.suspend:
+        state.tokens["runNow"] = token
+        out.event(
+            "Warning",
+            Reason.RUN_NOW_REFUSED,
+            f"{RUN_NOW_ANNOTATION}={token} is refused: the schedule is suspended "
+            "(spec.suspend); resume it, then annotate with a new value",
+        )
+        return
+    manual = [r for r in state.active() if r.trigger is RunTrigger.MANUAL and r.job in by_name]
+    too_many = (
+        spec.concurrency_policy is ConcurrencyPolicy.ALLOW and len(manual) >= MAX_ACTIVE_MANUAL_RUNS
+    )
+    if too_many or not _make_room(state, spec, by_name, now, out):
+        if state.tokens.get("runNowDeferred") != token:
+            state.tokens["runNowDeferred"] = token
+            why = (
+                f"{len(manual)} manual runs are still running (at most "
+                f"{MAX_ACTIVE_MANUAL_RUNS} at once)"
+                if too_many
+                else "a run is still running and concurrencyPolicy is Forbid"
+            )
+            out.event(
+                "Normal",
+                Reason.RUN_NOW_DEFERRED,
+                f"{RUN_NOW_ANNOTATION}={token} waits: {why}",
+            )
+        return
+    state.tokens["runNow"] = token
+    state.tokens.pop("runNowDeferred", None)
+    meta = schedule["metadata"]
+    out.create_jobs.append(
+        run_job(
+            meta["namespace"],
+            meta["name"],
+            meta["uid"],
+            spec,
+            config,
+            job_name=manual_job_name(cronjob_name(meta["name"]), token),
+            trigger=RunTrigger.MANUAL,
+            attempt=0,
+            scheduled_time=to_rfc3339(now),
+            origin=None,
+        )
+    )
+
+
+# -- 5. missed runs --------------------------------------------------------------------
+
+
+def _missed_runs(
+    state: RunState,
+    status: Mapping[str, Any],
+    spec: ScheduleSpec,
     jobs: Sequence[Mapping[str, Any]],
+    seen: Observations,
     now: datetime,
     suspended: bool,
+    generation_changed: bool,
     out: Tracking,
-) -> tuple[str, list[MissedRun]]:
-    status: Mapping[str, Any] = schedule.get("status") or {}
-    deadline = timedelta(seconds=spec.starting_deadline_seconds) + MISSED_RUN_GRACE
-    horizon = now - deadline
-    previous = status.get("missedRunsCheckedUntil")
+) -> None:
+    """Fire times with no run, judged from what no limit trims away.
+
+    A fire time is settled as soon as a Job for it, or for a later fire time,
+    is seen (the CronJob controller never goes back to an earlier one), so the
+    check moves on while the Jobs exist; Jobs and history entries that limits
+    remove later are never needed again. A fire time nothing ran for is a miss
+    once its starting deadline has passed.
+    """
     phase = status.get("phase")
     was_suspended = phase == "Paused" or (
         phase == "Failed" and spec.retry.on_exhausted is OnExhausted.SUSPEND
     )
-    if previous is None or (was_suspended and not suspended):
-        # Fire times before the operator first saw the schedule, or skipped
-        # while it was paused or failed, are not misses.
-        return to_rfc3339(now), []
+    if state.checked_until is None or generation_changed or (was_suspended and not suspended):
+        # Fire times before the operator first saw the schedule, of an earlier
+        # spec, or skipped while it was paused or failed, are not misses.
+        state.checked_until = to_rfc3339(now)
+        return
     if suspended:
-        return previous, []
-    checked = from_rfc3339(previous)
-    cron, time_zone = parse(spec.cron), zone(spec.time_zone)
-    due_times = {
-        record.scheduled_time
-        for record in history
-        if record.scheduled_time and record.trigger is RunTrigger.SCHEDULED
-    }
+        state.checked_until = to_rfc3339(max(now, from_rfc3339(state.checked_until)))
+        return
+    try:
+        cron, time_zone = parse(spec.cron), zone(spec.time_zone)
+    except CronError:
+        return
+    deadline = timedelta(seconds=spec.starting_deadline_seconds) + MISSED_RUN_GRACE
+    horizon = now - deadline
+    ran: set[datetime] = set()
+    for record in state.history.values():
+        if record.scheduled_time and record.trigger is RunTrigger.SCHEDULED:
+            ran.add(from_rfc3339(record.scheduled_time))
     for job in jobs:
         due = scheduled_time(job)
         if due is not None and trigger_of(job) is RunTrigger.SCHEDULED:
-            due_times.add(to_rfc3339(due))
+            ran.add(due)
+    known = [*ran, *([seen.last_schedule_time] if seen.last_schedule_time else [])]
+    latest_run = max(known) if known else None
+    checked = from_rfc3339(state.checked_until)
     missed: list[MissedRun] = []
     moment = checked
-    while True:
+    while len(missed) < MISSED_RUNS_PER_CHECK:
         fire = next_fire_time(cron, moment, time_zone)
         if fire is None:
             break
-        if fire > horizon:
-            out.wake(fire + deadline)
-            break
+        if fire not in ran:
+            # A later fire time has run: the controller never goes back to this one.
+            settled = latest_run is not None and fire < latest_run
+            if not settled and fire > horizon:
+                out.wake(fire + deadline)
+                break
+            missed.append(
+                MissedRun(
+                    scheduled_time=to_rfc3339(fire),
+                    reason=_miss_reason(spec, list(state.history.values()), fire),
+                )
+            )
         moment = fire
-        if to_rfc3339(fire) in due_times:
-            continue
-        missed.append(
-            MissedRun(scheduled_time=to_rfc3339(fire), reason=_miss_reason(spec, history, fire))
-        )
-        if len(missed) >= MISSED_RUNS_PER_CHECK:
-            moment = horizon
-            break
+    state.checked_until = to_rfc3339(moment)
+    if len(missed) >= MISSED_RUNS_PER_CHECK:
+        out.wake(now)  # more to judge: summarised over the next reconciles
     for miss in missed:
-        out.events.append(
-            Event("Warning", "MissedRun", f"No run for {miss.scheduled_time}: {miss.reason}")
-        )
-    return to_rfc3339(max(moment, checked)), missed
+        out.event("Warning", Reason.MISSED_RUN, f"No run for {miss.scheduled_time}: {miss.reason}")
+    state.counts["missed"] += len(missed)
+    state.missed_runs = list(reversed(missed)) + state.missed_runs
+    out.missed = missed
 
 
 def _miss_reason(spec: ScheduleSpec, history: Sequence[RunRecord], fire: datetime) -> str:
@@ -346,7 +778,7 @@ def _miss_reason(spec: ScheduleSpec, history: Sequence[RunRecord], fire: datetim
         started = from_rfc3339(record.start_time)
         ended = from_rfc3339(record.completion_time) if record.completion_time else None
         overlapping = started <= fire and (ended is None or ended > fire)
-        if overlapping and spec.concurrency_policy.value == "Forbid":
+        if overlapping and spec.concurrency_policy is ConcurrencyPolicy.FORBID:
             return f"run {record.job} was still running and concurrencyPolicy is Forbid"
     return (
         f"no Job started within startingDeadlineSeconds ({spec.starting_deadline_seconds}s); "

@@ -54,22 +54,24 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [batch]
   resources: [cronjobs]
   verbs: [get, list, watch, create, patch]
-# Runs: watch them; create retry and manual runs; mark recorded runs.
+# Runs: watch them; create retry and manual runs; mark recorded runs; delete a run
+# that never started (startTimeoutSeconds) or that Replace stops.
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, watch, create, patch]
+  verbs: [get, list, watch, create, patch, delete]
 # Exit codes and the runner's message are in the pods' status.
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch]
-# spec.serviceAccountName must exist.
+# spec.serviceAccountName must exist: watched, so checking costs no request.
 - apiGroups: [""]
   resources: [serviceaccounts]
-  verbs: [get]
+  verbs: [get, list, watch]
 # Events on Schedules.
 - apiGroups: [""]
   resources: [events]
-  verbs: [create]
+  # list: why a run's pod could not be created (FailedCreate on its Job).
+  verbs: [create, list]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create]

@@ -117,11 +117,16 @@ def test_invalid_update_keeps_cronjob_and_reports_each_problem_once() -> None:
     assert again.events == [] and again.status_patch == {}
 
 
-def test_missing_service_account_is_invalid_and_looked_for_again() -> None:
+def test_missing_service_account_is_invalid_until_the_watch_sees_it() -> None:
     plan = run(schedule(serviceAccountName="syncer"), account=False)
     assert plan.apply_cronjob is None
     assert "spec.serviceAccountName: 'syncer'" in plan.status_patch["message"]
-    assert plan.requeue_at is not None and (plan.requeue_at - NOW).total_seconds() == 10
+    # The ServiceAccount watch queues the Schedule when the account appears.
+    assert plan.requeue_at is None
+    # While the operator's cache of accounts is still filling, nothing is judged.
+    unknown = run(schedule(serviceAccountName="syncer"), account=None)
+    assert unknown.apply_cronjob is not None and unknown.status_patch["phase"] == "Active"
+    assert unknown.requeue_at is not None and (unknown.requeue_at - NOW).total_seconds() == 10
 
 
 def test_contains_ignores_server_defaults_but_not_changes() -> None:
@@ -165,3 +170,48 @@ def test_a_rejected_cronjob_is_invalid_and_keeps_the_run_tracking() -> None:
     )
     assert again.events == []
     assert not {"phase", "message", "conditions"} & set(again.status_patch)
+
+
+def conditions(plan: Plan) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in plan.status_patch["conditions"]}
+
+
+def test_a_cron_that_never_fires_is_invalid_and_says_so() -> None:
+    plan = run(schedule(cron="0 0 31 2 *"))
+    assert plan.status_patch["phase"] == "Invalid"
+    assert "never fires" in plan.status_patch["message"]
+    assert conditions(plan)["Stalled"] == ("True", "InvalidSpec")
+
+
+def test_conditions_follow_the_kstatus_convention() -> None:
+    active = conditions(run(schedule()))
+    assert active == {
+        "Ready": ("True", "Scheduled"),
+        "Stalled": ("False", "Progressing"),
+        "Reconciling": ("False", "Reconciled"),
+        "RunBlocked": ("False", "NoBlockedRuns"),
+    }
+    failed = {"phase": "Failed", "observedGeneration": 1}
+    halted = conditions(run(schedule(status=failed)))
+    assert halted["Ready"] == ("False", "RetriesExhausted") and halted["Stalled"][0] == "True"
+    going = run(schedule(status=failed, retry={"onExhausted": "Continue"}))
+    assert conditions(going)["Stalled"][0] == "False"
+
+
+def test_runs_are_still_recorded_while_a_later_spec_is_invalid() -> None:
+    done = {
+        "metadata": {
+            "name": "sync-29000000",
+            "annotations": {"cronfleet.io/trigger": "Scheduled"},
+            "creationTimestamp": "2026-11-24T07:00:00Z",
+        },
+        "status": {
+            "startTime": "2026-11-24T07:00:01Z",
+            "completionTime": "2026-11-24T07:00:05Z",
+            "conditions": [{"type": "Complete", "status": "True"}],
+        },
+    }
+    body = schedule(task="no-such-task")
+    plan = decide(Observed(body, None, None, TASKS, jobs=[done]), CONFIG, NOW)
+    assert plan.status_patch["phase"] == "Invalid"
+    assert plan.status_patch["counts"]["succeeded"] == 1 and plan.recorded == ["sync-29000000"]

@@ -10,7 +10,7 @@ from cronfleet.clock import to_rfc3339
 from cronfleet.config import OperatorConfig
 from cronfleet.models import Backoff, ScheduleSpec
 from cronfleet.runs import manual_job_name, retry_delay, retry_job_name, scheduled_time
-from cronfleet.tracking import track
+from cronfleet.tracking import Observations, track
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 CONFIG = OperatorConfig()
@@ -102,7 +102,7 @@ def test_a_failure_schedules_a_retry_with_backoff_and_creates_it_when_due() -> N
     assert out.updates["nextRetryTime"] == to_rfc3339(NOW + timedelta(seconds=15))
     assert out.requeue_at == NOW + timedelta(seconds=15)
     assert out.create_jobs == []
-    assert out.updates["counts"] == {"succeeded": 0, "failed": 1}
+    assert out.updates["counts"] == {"succeeded": 0, "failed": 1, "cancelled": 0, "missed": 0}
     entry = out.updates["history"][0]
     assert (entry["result"], entry["exitCode"], entry["message"]) == ("Failed", 1, "boom")
     assert [e.reason for e in out.events] == ["RunFailed", "RetryScheduled"]
@@ -232,3 +232,185 @@ def test_missed_runs_wait_for_the_first_listings() -> None:
     early = track(schedule(state), spec(), [], {}, CONFIG, NOW, check_missed=False)
     assert early.missed == [] and early.updates["missedRunsCheckedUntil"] == checked
     assert early.requeue_at is not None and early.requeue_at > NOW
+
+
+# -- defects found by outside checks, each a decision replayed here -----------------
+
+
+def waiting_pod(reason: str, message: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "p"},
+        "status": {
+            "containerStatuses": [
+                {"name": "runner", "state": {"waiting": {"reason": reason, "message": message}}}
+            ]
+        },
+    }
+
+
+def running(name: str, *, trigger: str = "Scheduled", created: datetime = NOW) -> dict[str, Any]:
+    body = job(name, None, trigger=trigger, finished=created + timedelta(seconds=11))
+    return body
+
+
+def test_continue_keeps_retrying_every_failing_run_after_exhaustion() -> None:
+    policy = spec(
+        retry={"maxRetries": 1, "onExhausted": "Continue", "backoff": {"initialDelaySeconds": 5}}
+    )
+    exhausted = {"phase": "Failed", "consecutiveFailures": 2, "recordedJobs": ["sync-1", "sync-r"]}
+    third = job("sync-29000100", "Failed", finished=NOW - timedelta(seconds=1))
+    out = track(schedule(exhausted), policy, [third], {}, CONFIG, NOW)
+    assert out.failed and out.updates["retryCount"] == 1 and out.create_jobs == []
+    later = NOW + timedelta(seconds=5)
+    due = track(schedule({**exhausted, **out.updates}), policy, [third], {}, CONFIG, later)
+    [retry] = due.create_jobs
+    assert retry["metadata"]["name"] == retry_job_name("sync", "sync-29000100", 1)
+    assert due.updates["nextRetryTime"] is None
+
+
+def test_runs_are_counted_once_when_no_history_is_kept() -> None:
+    policy = spec(history={"keep": 0})
+    done = job("sync-m-1", "Succeeded", trigger="Manual")
+    first = track(schedule(), policy, [done], {}, CONFIG, NOW)
+    assert first.updates["counts"]["succeeded"] == 1 and first.updates["history"] == []
+    # The Job's recorded annotation may not have reached the cache yet.
+    again = track(schedule(first.updates), policy, [done], {}, CONFIG, NOW)
+    assert again.updates["counts"]["succeeded"] == 1 and again.finished == []
+
+
+def test_a_run_whose_job_is_deleted_is_cancelled_and_not_retried() -> None:
+    start = track(schedule(), spec(), [running("sync-29000000")], {}, CONFIG, NOW)
+    assert start.updates["history"][0].get("result") is None
+    cold = track(schedule(start.updates), spec(), [], {}, CONFIG, NOW, check_missed=False)
+    assert cold.updates["history"][0].get("result") is None  # the Job may not be listed yet
+    gone = track(schedule(start.updates), spec(), [], {}, CONFIG, NOW)
+    entry = gone.updates["history"][0]
+    assert (entry["result"], entry["reason"]) == ("Cancelled", "Deleted")
+    assert gone.updates["counts"]["cancelled"] == 1 and gone.updates["retryCount"] == 0
+    assert [e.reason for e in gone.events] == ["RunCancelled"]
+    replaced = track(
+        schedule(start.updates), spec(concurrencyPolicy="Replace"), [], {}, CONFIG, NOW
+    )
+    assert replaced.updates["history"][0]["reason"] == "Replaced"
+
+
+def test_a_run_that_cannot_start_is_reported_then_failed_as_blocked() -> None:
+    policy = spec(startTimeoutSeconds=60, retry={"maxRetries": 1})
+    stuck = running("sync-29000000", created=NOW - timedelta(seconds=5))
+    pods = {"sync-29000000": [waiting_pod("CreateContainerConfigError", 'secret "db" not found')]}
+    out = track(schedule(), policy, [stuck], pods, CONFIG, NOW)
+    assert out.blocked is not None and out.blocked.reason == "CreateContainerConfigError"
+    assert [e.reason for e in out.events] == ["RunStarted", "RunBlocked"]
+    assert out.requeue_at == NOW + timedelta(seconds=55)
+    quiet = track(schedule(out.updates), policy, [stuck], pods, CONFIG, NOW)
+    assert quiet.events == []  # announced once per reason
+    late = NOW + timedelta(seconds=56)
+    failed = track(schedule(out.updates), policy, [stuck], pods, CONFIG, late)
+    entry = failed.updates["history"][0]
+    assert (entry["result"], entry["reason"]) == ("Failed", "Blocked")
+    assert failed.delete_jobs == ["sync-29000000"] and failed.updates["retryCount"] == 1
+    assert [e.reason for e in failed.events] == ["RunFailed", "RetryScheduled"]
+    gone = track(schedule(failed.updates), policy, [], {}, CONFIG, late)
+    assert gone.updates["counts"]["failed"] == 1 and gone.updates["counts"]["cancelled"] == 0
+
+
+def test_a_job_whose_pod_is_refused_is_blocked_with_the_job_controllers_message() -> None:
+    stuck = running("sync-29000000", created=NOW - timedelta(seconds=20))
+    seen = Observations(job_messages={"sync-29000000": 'no PriorityClass with name "x"'})
+    out = track(schedule(), spec(), [stuck], {}, CONFIG, NOW, seen=seen)
+    assert out.blocked is not None and out.blocked.reason == "FailedCreate"
+    assert "PriorityClass" in out.blocked.message
+    fresh = running("sync-29000001", created=NOW - timedelta(seconds=1))
+    assert track(schedule(), spec(), [fresh], {}, CONFIG, NOW).blocked is None
+
+
+def test_suspend_holds_a_due_retry_and_a_spec_change_drops_it() -> None:
+    state = {"retryCount": 1, "retryOf": "sync-1", "nextRetryTime": to_rfc3339(NOW)}
+    held = track(schedule(state), spec(suspend=True), [], {}, CONFIG, NOW)
+    assert held.create_jobs == [] and held.updates["nextRetryTime"] == to_rfc3339(NOW)
+    assert [e.reason for e in held.events] == ["RetryHeld"]
+    resumed = schedule({**state, **held.updates})
+    resumed["metadata"]["generation"] = 2
+    out = track(resumed, spec(), [], {}, CONFIG, NOW)
+    assert out.create_jobs == [] and out.updates["nextRetryTime"] is None
+    assert [e.reason for e in out.events] == ["RetriesDropped"]
+
+
+def test_retries_and_manual_runs_honour_concurrency_policy() -> None:
+    state = {"retryCount": 1, "retryOf": "sync-1", "nextRetryTime": to_rfc3339(NOW)}
+    busy = running("sync-29000000")
+    seen = track(schedule(), spec(), [busy], {}, CONFIG, NOW)
+    status = {**state, "history": seen.updates["history"]}
+    deferred = track(schedule(status), spec(), [busy], {}, CONFIG, NOW)
+    assert deferred.create_jobs == [] and [e.reason for e in deferred.events] == ["RetryDeferred"]
+    replace = track(schedule(status), spec(concurrencyPolicy="Replace"), [busy], {}, CONFIG, NOW)
+    assert replace.delete_jobs == ["sync-29000000"] and len(replace.create_jobs) == 1
+    assert replace.updates["counts"]["cancelled"] == 1
+    # A retry running under Forbid holds the CronJob, which does not see it.
+    retry = running("sync-r1", trigger="Retry")
+    holding = track(schedule(), spec(), [retry], {}, CONFIG, NOW)
+    assert holding.hold_cronjob
+    assert not track(
+        schedule(), spec(concurrencyPolicy="Allow"), [retry], {}, CONFIG, NOW
+    ).hold_cronjob
+
+
+def test_run_now_respects_suspend_forbid_and_the_manual_cap() -> None:
+    ask = {"cronfleet.io/run-now": "go"}
+    refused = track(schedule(annotations=ask), spec(suspend=True), [], {}, CONFIG, NOW)
+    assert refused.create_jobs == [] and [e.reason for e in refused.events] == ["RunNowRefused"]
+    busy = running("sync-29000000")
+    started = track(schedule(), spec(), [busy], {}, CONFIG, NOW).updates
+    waiting = track(schedule(started, annotations=ask), spec(), [busy], {}, CONFIG, NOW)
+    assert waiting.create_jobs == [] and [e.reason for e in waiting.events] == ["RunNowDeferred"]
+    later = track(
+        schedule({**started, **waiting.updates}, annotations=ask), spec(), [], {}, CONFIG, NOW
+    )
+    assert [j["metadata"]["name"] for j in later.create_jobs] == [manual_job_name("sync", "go")]
+    manual = [running(f"sync-m-{n}", trigger="Manual") for n in range(3)]
+    many = track(schedule(), spec(concurrencyPolicy="Allow"), manual, {}, CONFIG, NOW).updates
+    capped = track(
+        schedule(many, annotations=ask), spec(concurrencyPolicy="Allow"), manual, {}, CONFIG, NOW
+    )
+    assert capped.create_jobs == []
+
+
+def every_minute_job(fire: datetime) -> dict[str, Any]:
+    body = job(
+        f"sync-{int(fire.timestamp()) // 60}", "Succeeded", finished=fire + timedelta(seconds=5)
+    )
+    body["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"] = to_rfc3339(
+        fire
+    )
+    return body
+
+
+def test_runs_whose_jobs_and_history_were_trimmed_are_not_missed() -> None:
+    policy = spec(cron="* * * * *", history={"keep": 1, "successfulJobs": 1})
+    start = NOW - timedelta(minutes=10)
+    status: dict[str, Any] = {"missedRunsCheckedUntil": to_rfc3339(start)}
+    # Each minute the Job is seen once, then the CronJob's limit deletes it.
+    for minute in range(1, 10):
+        fire = start + timedelta(minutes=minute)
+        out = track(
+            schedule(status),
+            policy,
+            [every_minute_job(fire)],
+            {},
+            CONFIG,
+            fire + timedelta(seconds=6),
+        )
+        status.update(out.updates)
+        assert out.missed == []
+    final = track(schedule(status), policy, [], {}, CONFIG, NOW + timedelta(minutes=6))
+    assert [m.scheduled_time for m in final.missed] == [
+        to_rfc3339(start + timedelta(minutes=m)) for m in range(10, 10 + 1)
+    ]
+
+
+def test_a_cron_change_judges_only_the_expression_in_force() -> None:
+    status = {"missedRunsCheckedUntil": to_rfc3339(NOW - timedelta(hours=1))}
+    changed = schedule(status)
+    changed["metadata"]["generation"] = 2
+    out = track(changed, spec(cron="* * * * *"), [], {}, CONFIG, NOW)
+    assert out.missed == [] and out.updates["missedRunsCheckedUntil"] == to_rfc3339(NOW)
