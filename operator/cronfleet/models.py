@@ -72,6 +72,9 @@ class RunResult(StrEnum):
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     TIMED_OUT = "TimedOut"
+    # Ended by policy or by a person (replaced under Replace, Job deleted): counted,
+    # announced, never retried.
+    CANCELLED = "Cancelled"
 
 
 # -- spec ------------------------------------------------------------------------
@@ -221,6 +224,17 @@ class ScheduleSpec(ApiModel):
             "skipped (and reported as missed)."
         ),
     )
+    start_timeout_seconds: int = Field(
+        default=300,
+        ge=10,
+        le=86400,
+        description=(
+            "A run whose pod has not started this many seconds after its Job was created "
+            "(a missing Secret, an image that cannot be pulled, pods the API server refuses) "
+            "is stopped and counted as Failed with reason Blocked, so the retry policy applies. "
+            "It is reported as RunBlocked within seconds, long before this."
+        ),
+    )
     timeout_seconds: int = Field(
         default=3600,
         ge=1,
@@ -273,7 +287,16 @@ class RunRecord(ApiModel):
     completion_time: str | None = Field(default=None, description="When the run finished.")
     duration_seconds: float | None = Field(default=None, description="How long the run took.")
     result: RunResult | None = Field(
-        default=None, description="Succeeded, Failed or TimedOut; empty while running."
+        default=None,
+        description="Succeeded, Failed, TimedOut or Cancelled; empty while running.",
+    )
+    reason: str = Field(
+        default="",
+        description=(
+            "Why the run ended (Completed, BackoffLimitExceeded, PermanentFailure, "
+            "DeadlineExceeded, Blocked, Replaced, Deleted), or, while it cannot start, "
+            "what blocks it (e.g. CreateContainerConfigError, FailedCreate, ErrImagePull)."
+        ),
     )
     exit_code: int | None = Field(default=None, description="The runner's exit code.")
     message: str = Field(default="", description="The runner's summary message.")
@@ -282,6 +305,10 @@ class RunRecord(ApiModel):
 class RunCounts(ApiModel):
     succeeded: int = Field(default=0, description="Runs that succeeded.")
     failed: int = Field(default=0, description="Runs that failed or timed out.")
+    cancelled: int = Field(
+        default=0, description="Runs ended by policy or by a person (Replace, Job deleted)."
+    )
+    missed: int = Field(default=0, description="Scheduled times that passed without a run.")
 
 
 class MissedRun(ApiModel):
@@ -325,6 +352,13 @@ class ScheduleStatus(ApiModel):
     )
     missed_runs_checked_until: str | None = Field(
         default=None, description="Scheduled times up to this one were checked for misses."
+    )
+    recorded_jobs: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Jobs whose outcome is already counted, newest first: counting once does not "
+            "depend on how much history is kept."
+        ),
     )
     last_handled_tokens: dict[str, str] = Field(
         default_factory=dict,
