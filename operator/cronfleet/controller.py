@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -40,7 +41,7 @@ from cronfleet.naming import (
     cronjob_name,
     labels,
 )
-from cronfleet.reconcile import Event, Observed, decide, reject_cronjob
+from cronfleet.reconcile import Event, Observed, decide
 from cronfleet.runs import BLOCKING_WAIT_REASONS, NO_POD_GRACE, NO_POD_REASON, job_result
 from cronfleet.timers import Timers
 from cronfleet.validation import ParamsCheck
@@ -92,6 +93,8 @@ class Controller:
     service_accounts: set[Key] = field(default_factory=set)
     # What the FailedCreate events of a Job whose pod could not be created say.
     job_messages: dict[Key, str] = field(default_factory=dict)
+    # The API server's refusal of a Schedule's CronJob, by the generation it was for.
+    rejections: dict[Key, tuple[int, str]] = field(default_factory=dict)
     # Schedules by the (namespace, ServiceAccount) their spec names.
     account_users: dict[Key, set[Key]] = field(default_factory=dict)
     tasks: frozenset[str] | None = None
@@ -123,6 +126,7 @@ class Controller:
         self._index_account(key, body if event_type != "DELETED" else None)
         if event_type == "DELETED":
             self.schedules.pop(key, None)
+            self.rejections.pop(key, None)
             self.timers.cancel(key)
             self.failures.pop(key, None)
             self.jobs.pop(label, None)
@@ -303,9 +307,31 @@ class Controller:
                 for job in jobs
             },
         )
+        generation = int(schedule["metadata"].get("generation") or 0)
+        rejected = self.rejections.get(key)
+        if rejected is not None and rejected[0] == generation:
+            observed = dataclasses.replace(observed, cronjob_rejection=rejected[1])
         plan = decide(observed, self.config, now)
         metrics = self.metrics
         assert metrics is not None
+
+        # The CronJob first: when the API server refuses it, that is fed back as
+        # an observation and decided again, before anything else is acted on.
+        if plan.apply_cronjob is not None:
+            try:
+                applied = await self.api.apply(
+                    cronjob_path(namespace, cronjob_name(name)), plan.apply_cronjob
+                )
+                # Cache what the server holds now, so the next reconcile does
+                # not apply again before the watch has caught up.
+                self.cronjobs[(namespace, cronjob_name(name))] = applied
+                log.info("applied CronJob %s/%s", namespace, cronjob_name(name))
+            except ApiError as error:
+                if not _rejects_input(error):
+                    raise
+                self.rejections[key] = (generation, error.message)
+                observed = dataclasses.replace(observed, cronjob_rejection=error.message)
+                plan = decide(observed, self.config, now)
 
         for job in plan.create_jobs:
             try:
@@ -319,22 +345,6 @@ class Controller:
                 # A deterministic name already taken means this run exists: done.
                 if error.status != 409:
                     raise
-
-        if plan.apply_cronjob is not None:
-            try:
-                applied = await self.api.apply(
-                    cronjob_path(namespace, cronjob_name(name)), plan.apply_cronjob
-                )
-                # Cache what the server holds now, so the next reconcile does
-                # not apply again before the watch has caught up.
-                self.cronjobs[(namespace, cronjob_name(name))] = applied
-                log.info("applied CronJob %s/%s", namespace, cronjob_name(name))
-            except ApiError as error:
-                if not _rejects_input(error):
-                    raise
-                # The API server rejected what the spec produced: that is the
-                # user's input, so it is reported like any other invalid spec.
-                reject_cronjob(plan, schedule, error.message, now)
 
         if plan.status_patch:
             # The resourceVersion makes the write conditional: a status computed

@@ -66,6 +66,8 @@ class Observed:
     # Whether the caches are complete (the first listings are in).
     check_missed: bool = True
     job_messages: Mapping[str, str] = field(default_factory=dict)
+    # What the API server said when it refused the CronJob of this generation.
+    cronjob_rejection: str | None = None
 
 
 @dataclass
@@ -200,6 +202,12 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
         if never is not None:
             problems.append(never)
             spec = None
+    messages = [problem.message() for problem in problems]
+    if spec is not None and observed.cronjob_rejection:
+        # A valid-looking spec whose CronJob the API server refused: that is the
+        # user's input, reported like any other invalid spec.
+        messages.append(f"the CronJob for this spec was rejected: {observed.cronjob_rejection}")
+        spec = None
 
     # 2. Runs: history, retries, the Failed state, run-now, missed runs. While
     # the spec is invalid the last valid CronJob may still fire: its runs are
@@ -262,8 +270,8 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
 
     old_phase = status.get("phase")
     stalled = False
-    if problems:
-        message = "; ".join(problem.message() for problem in problems)
+    if messages:
+        message = "; ".join(messages)
         new.update(phase=Phase.INVALID.value, message=message)
         ready = ("False", "InvalidSpec", message)
         stalled = True
@@ -313,36 +321,6 @@ def _last_schedule_time(cronjob: Mapping[str, Any] | None) -> datetime | None:
         return None
 
 
-def reject_cronjob(plan: Plan, schedule: Mapping[str, Any], reason: str, now: datetime) -> None:
-    """The API server refused the CronJob a valid-looking spec produced: report it like
-    any invalid spec, keeping the run tracking the plan already holds."""
-    status: Mapping[str, Any] = schedule.get("status") or {}
-    generation = int(schedule["metadata"].get("generation") or 0)
-    message = f"the CronJob for this spec was rejected: {reason}"
-    previous: list[Mapping[str, Any]] = list(status.get("conditions") or [])
-    invalid = {
-        "phase": Phase.INVALID.value,
-        "message": message,
-        "observedGeneration": generation,
-        "conditions": _conditions(
-            previous, ("False", "InvalidSpec", message), True, None, generation, now
-        ),
-    }
-    # What the plan derived from the CronJob it could not write stays as it was.
-    for key in ("cronJob", "nextRunTime", "scheduleDescription", "lastRunTime"):
-        plan.status_patch.pop(key, None)
-    # These replace what the plan would have written for them (an Active phase).
-    for key, value in invalid.items():
-        if _differs(status.get(key), value):
-            plan.status_patch[key] = value
-        else:
-            plan.status_patch.pop(key, None)
-    # Events about the phase the plan expected do not hold; run events do.
-    plan.events = [e for e in plan.events if e.reason not in ("Suspended", "Resumed")]
-    if status.get("message") != message:
-        plan.events.append(Event("Warning", "InvalidSpec", message))
-
-
 def _differs(old: Any, new: Any) -> bool:
     if old is None and new is None:
         return False
@@ -354,4 +332,4 @@ def _differs(old: Any, new: Any) -> bool:
     return bool(old != new)
 
 
-__all__ = ["Event", "Observed", "Plan", "Problem", "decide", "reject_cronjob"]
+__all__ = ["Event", "Observed", "Plan", "Problem", "decide"]

@@ -235,6 +235,15 @@ def track(
     if not seen.record_only:
         _start_due_retry(state, schedule, spec, config, by_name, now, out)
         _run_now(state, schedule, spec, config, annotations, by_name, now, out)
+    elif annotations.get(RUN_NOW_ANNOTATION) not in (None, state.tokens.get("runNow")):
+        token = annotations[RUN_NOW_ANNOTATION]
+        state.tokens["runNow"] = token
+        out.event(
+            "Warning",
+            Reason.RUN_NOW_REFUSED,
+            f"{RUN_NOW_ANNOTATION}={token} is refused: the spec is invalid (see the status "
+            "message); fix it, then annotate with a new value",
+        )
     out.hold_cronjob = spec.concurrency_policy is ConcurrencyPolicy.FORBID and any(
         record.trigger is not RunTrigger.SCHEDULED for record in state.active()
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 from cronfleet.config import OperatorConfig
 from cronfleet.manifests import contains
-from cronfleet.reconcile import Observed, Plan, decide, reject_cronjob
+from cronfleet.reconcile import Observed, Plan, decide
 from cronfleet_runner.registry import validate_builtin_params
 
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
@@ -152,24 +152,24 @@ def test_a_rejected_cronjob_is_invalid_and_keeps_the_run_tracking() -> None:
     body["metadata"]["annotations"] = {"cronfleet.io/run-now": "now"}
     plan = run(body)
     assert plan.apply_cronjob is not None and plan.create_jobs
-    reject_cronjob(plan, body, "spec.jobTemplate...: Invalid value", NOW)
-    patch = plan.status_patch
+    # The controller feeds the API server's refusal back, and decides again.
+    refused = Observed(body, None, None, TASKS, cronjob_rejection="spec.jobTemplate: Invalid")
+    again = decide(refused, CONFIG, NOW)
+    patch = again.status_patch
+    assert again.apply_cronjob is None and again.create_jobs == []
     assert patch["phase"] == "Invalid"
-    assert patch["message"].startswith("the CronJob for this spec was rejected: ")
+    assert "the CronJob for this spec was rejected: spec.jobTemplate" in patch["message"]
     assert patch["conditions"][0]["reason"] == "InvalidSpec"
-    assert patch["lastHandledTokens"] == {"runNow": "now"}  # run tracking survives
-    assert "cronJob" not in patch and "nextRunTime" not in patch
-    assert [e.reason for e in plan.events] == ["InvalidSpec"]
+    assert patch["lastHandledTokens"] == {"runNow": "now"}  # run tracking goes on
+    assert [e.reason for e in again.events] == ["RunNowRefused", "InvalidSpec"]
     # Reported once: the same rejection again writes and posts nothing new.
-    again = run({**body, "status": {**body["status"], **patch}})
-    reject_cronjob(
-        again,
-        {**body, "status": {**body["status"], **patch}},
-        "spec.jobTemplate...: Invalid value",
+    settled = {**body, "status": {**body["status"], **patch}}
+    repeat = decide(
+        Observed(settled, None, None, TASKS, cronjob_rejection="spec.jobTemplate: Invalid"),
+        CONFIG,
         NOW,
     )
-    assert again.events == []
-    assert not {"phase", "message", "conditions"} & set(again.status_patch)
+    assert repeat.events == [] and repeat.status_patch == {}
 
 
 def conditions(plan: Plan) -> dict[str, tuple[str, str]]:

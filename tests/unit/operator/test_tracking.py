@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from cronfleet.clock import to_rfc3339
@@ -414,3 +415,17 @@ def test_a_cron_change_judges_only_the_expression_in_force() -> None:
     changed["metadata"]["generation"] = 2
     out = track(changed, spec(cron="* * * * *"), [], {}, CONFIG, NOW)
     assert out.missed == [] and out.updates["missedRunsCheckedUntil"] == to_rfc3339(NOW)
+
+
+def test_the_landed_versions_status_and_jobs_are_read_without_recounting() -> None:
+    """A status and a recorded Job as the previous release wrote them."""
+    fixture = Path(__file__).parents[1] / "fixtures" / "landed-0.1-failing-schedule.json"
+    body = json.loads(fixture.read_text())
+    recorded = job("sync-m-1f3a9c2e", "Failed", trigger="Manual")
+    recorded["metadata"]["annotations"]["cronfleet.io/recorded"] = "true"
+    out = track(body, spec(), [recorded], {}, CONFIG, NOW)
+    assert out.updates["counts"] == {"succeeded": 4, "failed": 1, "cancelled": 0, "missed": 0}
+    assert out.finished == [] and out.create_jobs[0]["metadata"]["name"] == retry_job_name(
+        "sync", "sync-m-1f3a9c2e", 1
+    )
+    assert out.updates["history"][0]["result"] == "Failed"
