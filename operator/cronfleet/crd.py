@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from cronfleet.cronrules import cron_rules, starting_deadline_rules, time_zone_rules
 from cronfleet.models import GROUP, KIND, PLURAL, VERSION, ScheduleSpec, ScheduleStatus
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -140,7 +141,12 @@ def model_schema(model: type[Any]) -> Schema:
 
 def spec_schema() -> Schema:
     schema = model_schema(ScheduleSpec)
-    schema["properties"]["env"]["items"] = _ENV_VAR_ITEM
+    properties = schema["properties"]
+    properties["env"]["items"] = _ENV_VAR_ITEM
+    # Refused at apply time as a CronJob would refuse them (cronfleet.cronrules).
+    properties["cron"]["x-kubernetes-validations"] = cron_rules()
+    properties["timeZone"]["x-kubernetes-validations"] = time_zone_rules()
+    properties["startingDeadlineSeconds"]["x-kubernetes-validations"] = starting_deadline_rules()
     return schema
 
 

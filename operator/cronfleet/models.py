@@ -20,9 +20,12 @@ PLURAL = "schedules"
 API_VERSION = f"{GROUP}/{VERSION}"
 
 MAX_PARAMS_BYTES = 32 * 1024
+# A shape check only; cronfleet.cronrules holds the CronJob's full grammar.
+# \s is spelled out as the API server's Go regexp reads it (ASCII), since
+# pydantic's engine would also count Unicode spaces.
 CRON_PATTERN = (
-    r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)"
-    r"|[^\s]+\s+[^\s]+\s+[^\s]+\s+[^\s]+\s+[^\s]+)$"
+    r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|@every [^\t\n\f\r ]+"
+    r"|[^\t\n\f\r ]+([\t\n\f\r ]+[^\t\n\f\r ]+){4})$"
 )
 TASK_PATTERN = r"^[a-z0-9]([a-z0-9_.-]*[a-z0-9])?$"
 TIME_ZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
@@ -138,8 +141,10 @@ class ScheduleSpec(ApiModel):
     cron: str = Field(
         description=(
             "When to run: a 5-field cron expression (minute hour day-of-month month "
-            "day-of-week, e.g. '0 2 * * *') or one of @yearly, @annually, @monthly, @weekly, "
-            "@daily, @midnight, @hourly. Evaluated in timeZone."
+            "day-of-week, e.g. '0 2 * * *'), one of @yearly, @annually, @monthly, @weekly, "
+            "@daily, @midnight, @hourly, or @every <duration> (e.g. '@every 90m', counted from "
+            "when the CronJob was created). Accepted exactly as a CronJob's schedule is. "
+            "Evaluated in timeZone."
         ),
         min_length=1,
         max_length=256,

@@ -172,9 +172,11 @@ def _never_fires(spec: ScheduleSpec, now: datetime) -> Problem | None:
     )
 
 
-def _next_run(cron: str, time_zone: str, now: datetime) -> datetime | None:
+def _next_run(
+    cron: str, time_zone: str, now: datetime, anchor: datetime | None = None
+) -> datetime | None:
     try:
-        return next_fire_time(parse(cron), now, zone(time_zone))
+        return next_fire_time(parse(cron), now, zone(time_zone), anchor)
     except CronError:
         return None
 
@@ -223,6 +225,7 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
             pods=observed.pods,
             warm=observed.check_missed,
             last_schedule_time=_last_schedule_time(observed.cronjob),
+            cadence_anchor=_cadence_anchor(observed.cronjob),
             job_messages=observed.job_messages,
             record_only=spec is None,
         ),
@@ -262,7 +265,12 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
     next_run = None
     held_only = spec is not None and not halted and tracking.hold_cronjob
     if cron_spec and (not cron_spec.get("suspend") or held_only):
-        next_run = _next_run(cron_spec["schedule"], cron_spec.get("timeZone", "UTC"), now)
+        next_run = _next_run(
+            cron_spec["schedule"],
+            cron_spec.get("timeZone", "UTC"),
+            now,
+            _cadence_anchor(observed.cronjob),
+        )
     new["nextRunTime"] = to_rfc3339(next_run) if next_run else None
     new["scheduleDescription"] = (
         describe(cron_spec["schedule"], cron_spec.get("timeZone", "UTC")) if cron_spec else None
@@ -317,6 +325,19 @@ def _last_schedule_time(cronjob: Mapping[str, Any] | None) -> datetime | None:
     value = ((cronjob or {}).get("status") or {}).get("lastScheduleTime")
     try:
         return from_rfc3339(value) if value else None
+    except ValueError:
+        return None
+
+
+def _cadence_anchor(cronjob: Mapping[str, Any] | None) -> datetime | None:
+    """Where an ``@every`` interval counts from, as the CronJob controller counts it:
+    the last fire time it started, else the CronJob's creation."""
+    last = _last_schedule_time(cronjob)
+    if last is not None:
+        return last
+    created = ((cronjob or {}).get("metadata") or {}).get("creationTimestamp")
+    try:
+        return from_rfc3339(created) if created else None
     except ValueError:
         return None
 

@@ -136,6 +136,8 @@ class Observations:
     # The CronJob's status.lastScheduleTime: the latest fire time its
     # controller started a Job for, which no history limit trims.
     last_schedule_time: datetime | None = None
+    # Where an @every interval counts from (the CronJob's last fire or creation).
+    cadence_anchor: datetime | None = None
     # What the Jobs' FailedCreate events say, by Job name.
     job_messages: Mapping[str, str] = field(default_factory=dict)
     # The spec is invalid: runs are still recorded, no new Job is started.
@@ -165,12 +167,7 @@ class RunState:
         counts = {"succeeded": 0, "failed": 0, "cancelled": 0, "missed": 0}
         counts.update({k: int(v) for k, v in (status.get("counts") or {}).items()})
         return cls(
-            history={
-                record.job: record
-                for record in (
-                    RunRecord.model_validate(item) for item in status.get("history") or []
-                )
-            },
+            history={record.job: record for record in _valid_records(status.get("history"))},
             counts=counts,
             recorded_jobs=[str(name) for name in status.get("recordedJobs") or []],
             retry_count=int(status.get("retryCount") or 0),
@@ -195,6 +192,17 @@ class RunState:
 
     def active(self) -> list[RunRecord]:
         return [record for record in self.history.values() if record.result is None]
+
+
+def _valid_records(items: Any) -> list[RunRecord]:
+    """History entries that parse; one broken entry must not stop the Schedule's tracking."""
+    records = []
+    for item in items if isinstance(items, list) else []:
+        try:
+            records.append(RunRecord.model_validate(item))
+        except ValueError:
+            continue
+    return records
 
 
 def _dump(records: Sequence[Any]) -> list[dict[str, Any]]:
@@ -442,7 +450,7 @@ def _close_gone_runs(
         why = (
             "replaced by a newer run (concurrencyPolicy Replace)"
             if replaced
-            else "its Job was deleted before it finished"
+            else "its Job was deleted before the operator saw it finish"
         )
         state.history[name] = record.model_copy(
             update={
@@ -754,7 +762,7 @@ def _missed_runs(
     missed: list[MissedRun] = []
     moment = checked
     while len(missed) < MISSED_RUNS_PER_CHECK:
-        fire = next_fire_time(cron, moment, time_zone)
+        fire = next_fire_time(cron, moment, time_zone, seen.cadence_anchor)
         if fire is None:
             break
         if fire not in ran:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
+from cronfleet.cronrules import MIN_STARTING_DEADLINE_SECONDS, STARTING_DEADLINE_ALLOWED
 from cronfleet.cronschedule import CronError, parse, zone
 from cronfleet.models import MAX_PARAMS_BYTES, ScheduleSpec
 
@@ -21,6 +22,11 @@ RESERVED_ENV_PREFIX = "CRONFLEET_"
 # Kubernetes' resource.Quantity syntax; the API server rejects anything else
 # only when the CronJob is written, with a less helpful message.
 QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
+# No task needs params nested deeper than this. The API server stores objects
+# nested up to 10,000 levels, and every copy, encoding and decoding of one
+# recurses once per level, so deep params are refused before anything else
+# (the runner's check, the size, the CronJob's env) walks them.
+MAX_PARAMS_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -71,9 +77,68 @@ def validate_spec(
         zone(spec.time_zone)
     except CronError as error:
         problems.append(Problem("timeZone", repr(spec.time_zone), str(error)))
+    # The CRD refuses it too; this is for clusters where that admission is off.
+    if spec.starting_deadline_seconds < MIN_STARTING_DEADLINE_SECONDS:
+        problems.append(
+            Problem(
+                "startingDeadlineSeconds",
+                str(spec.starting_deadline_seconds),
+                STARTING_DEADLINE_ALLOWED,
+            )
+        )
     if known_tasks is not None and spec.task not in known_tasks:
         allowed = ", ".join(sorted(known_tasks))
         problems.append(Problem("task", repr(spec.task), f"the runner's tasks are {allowed}"))
+    depth = nesting_depth(spec.params)
+    if depth > MAX_PARAMS_DEPTH:
+        problems.append(
+            Problem(
+                "params",
+                f"an object nested {depth} levels deep",
+                f"params may nest objects and arrays at most {MAX_PARAMS_DEPTH} levels deep",
+            )
+        )
+    else:
+        problems.extend(_params_problems(spec, known_tasks, check_params))
+    for index, item in enumerate(spec.env or []):
+        name = str(item.get("name", ""))
+        if name.startswith(RESERVED_ENV_PREFIX):
+            problems.append(
+                Problem(
+                    f"env[{index}].name",
+                    repr(name),
+                    f"names starting with {RESERVED_ENV_PREFIX} are set by cronfleet",
+                )
+            )
+    problems.extend(_resource_problems(spec.resources or {}))
+    return (spec if not problems else None), problems
+
+
+def nesting_depth(value: Any) -> int:
+    """Levels of objects and arrays in a JSON value: 0 for a scalar, 1 for ``{}`` or ``[1]``.
+
+    Counted with an explicit stack, not recursion, so that no input can
+    exhaust the interpreter's stack while being measured.
+    """
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, above = pending.pop()
+        if isinstance(item, Mapping):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, above + 1)
+        pending.extend((child, above + 1) for child in children)
+    return deepest
+
+
+def _params_problems(
+    spec: ScheduleSpec, known_tasks: frozenset[str] | None, check_params: ParamsCheck | None
+) -> list[Problem]:
+    problems = []
     builtin = check_params is not None and (known_tasks is None or spec.task in known_tasks)
     if builtin and check_params is not None:
         refusal = check_params(spec.task, spec.params)
@@ -89,18 +154,7 @@ def validate_spec(
                 f"params may take at most {MAX_PARAMS_BYTES} bytes as JSON",
             )
         )
-    for index, item in enumerate(spec.env or []):
-        name = str(item.get("name", ""))
-        if name.startswith(RESERVED_ENV_PREFIX):
-            problems.append(
-                Problem(
-                    f"env[{index}].name",
-                    repr(name),
-                    f"names starting with {RESERVED_ENV_PREFIX} are set by cronfleet",
-                )
-            )
-    problems.extend(_resource_problems(spec.resources or {}))
-    return (spec if not problems else None), problems
+    return problems
 
 
 def _resource_problems(resources: Mapping[str, Any]) -> list[Problem]:

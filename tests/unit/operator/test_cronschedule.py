@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cronfleet.cronschedule import CronError, describe, next_fire_time, parse, zone
+from cronfleet.cronschedule import (
+    CronError,
+    CronSpec,
+    Interval,
+    describe,
+    next_fire_time,
+    parse,
+    zone,
+)
 
 NEW_YORK = ZoneInfo("America/New_York")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -93,7 +101,14 @@ def test_impossible_date_has_no_next_run() -> None:
         ("0 0 * *", "expected 5 fields"),
         ("0 0 0 * * *", "expected 5 fields"),
         ("0 0 L * *", "L, W and # are not supported"),
-        ("@every 5m", "unknown macro"),
+        ("@fortnightly", "unknown macro"),
+        ("@Daily", "unknown macro"),  # robfig's macros are case-sensitive
+        ("@every 5 minutes", "'5 minutes' is not a duration"),
+        ("@every", "unknown macro"),
+        ("*/0 * * * *", "the step must be at least 1"),
+        ("5-1 * * * *", "range '5-1' is reversed"),
+        ("CRON_TZ=UTC 0 * * * *", "set spec.timeZone"),
+        ("", "empty"),
         ("0 0 * * MONDAY", "day-of-week field 'MONDAY'"),
         ("0 0 * JANUARY *", "month field"),
     ],
@@ -108,6 +123,55 @@ def test_unknown_and_local_time_zones_are_refused() -> None:
         zone("Mars/Olympus_Mons")
     with pytest.raises(CronError, match="not an IANA name"):
         zone("Local")
+
+
+@pytest.mark.parametrize("name", ["America", "Europe", "America/Argentina", "Etc"])
+def test_a_directory_of_zones_is_refused_with_its_name(name: str) -> None:
+    # ZoneInfo raises IsADirectoryError (an OSError) for these.
+    with pytest.raises(CronError, match=f"unknown time zone '{name}'"):
+        zone(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["", "America/-Sao_Paulo", "Europe/../Berlin", "America/Argentina_Buenos_Aires"]
+)
+def test_zone_names_the_cronjob_api_refuses(name: str) -> None:
+    with pytest.raises(CronError, match="time zone"):
+        zone(name)
+
+
+def test_every_counts_from_its_anchor() -> None:
+    every = parse("@every 90m")
+    assert every == Interval("@every 90m", 5400)
+    anchor = datetime(2026, 11, 24, 8, 0, 0, tzinfo=UTC)
+    after = datetime(2026, 11, 24, 10, 59, 59, 500000, tzinfo=UTC)
+    assert next_fire_time(every, after, ZoneInfo("UTC"), anchor) == datetime(
+        2026, 11, 24, 11, 0, tzinfo=UTC
+    )
+    # Before the anchor the first fire time is one interval after it.
+    early = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
+    assert next_fire_time(every, early, ZoneInfo("UTC"), anchor) == anchor + timedelta(minutes=90)
+    # Without an anchor it counts from `after`, as robfig's Next does.
+    assert next_fire_time(every, after, ZoneInfo("UTC")) == datetime(
+        2026, 11, 24, 12, 29, 59, tzinfo=UTC
+    )
+
+
+@pytest.mark.parametrize(
+    ("expression", "seconds"),
+    [
+        ("@every 1h30m", 5400),
+        ("@every 1.5h", 5400),
+        ("@every 2500ms", 2),  # cut to whole seconds
+        ("@every 10us", 1),  # at least a second
+        ("@every 0", 1),
+        ("@every -5m", 1),
+        ("@every .5m", 30),
+    ],
+)
+def test_every_durations_as_robfig_reads_them(expression: str, seconds: int) -> None:
+    assert parse(expression) == Interval(expression, seconds)
+    assert describe("@every 1h30m", "UTC") == "Every 1h30m (UTC)"
 
 
 def test_description_names_the_zone() -> None:
@@ -140,6 +204,7 @@ def test_next_fire_time_is_a_matching_future_minute(
     minute: str, hour: str, day: str, month: str, weekday: str, tz: ZoneInfo, now: datetime
 ) -> None:
     spec = parse(f"{minute} {hour} {day} {month} {weekday}")
+    assert isinstance(spec, CronSpec)
     found = next_fire_time(spec, now, tz)
     if found is None:
         return
