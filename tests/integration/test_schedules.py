@@ -14,7 +14,8 @@ from tests.integration.conftest import Cluster, OperatorProcess
 
 
 def schedule(name: str, **spec: Any) -> Object:
-    body: Object = {"cron": "0 2 * * *", "task": "http", "params": {"url": "http://x.test/"}}
+    # A loopback URL: a run the clock happens to start looks up no name.
+    body: Object = {"cron": "0 2 * * *", "task": "http", "params": {"url": "http://127.0.0.1:9/"}}
     body.update(spec)
     return {
         "apiVersion": "cronfleet.io/v1alpha1",
@@ -93,7 +94,7 @@ def test_schedule_becomes_an_owned_cronjob(
     assert container["image"].split("/")[-1].startswith("cronfleet-runner:")
     env_by_name = {item["name"]: item for item in container["env"]}
     assert env_by_name["CRONFLEET_TASK"]["value"] == "http"
-    assert json.loads(env_by_name["CRONFLEET_PARAMS"]["value"]) == {"url": "http://x.test/"}
+    assert json.loads(env_by_name["CRONFLEET_PARAMS"]["value"]) == {"url": "http://127.0.0.1:9/"}
     assert env_by_name["CRONFLEET_SCHEDULE"]["value"] == f"{namespace}/shopify-sync"
     assert env_by_name["CRONFLEET_TRIGGER"]["value"] == "Scheduled"
     assert env_by_name["REGION"]["value"] == "eu"
