@@ -33,7 +33,7 @@ typecheck: $(STAMP) ## mypy --strict
 	$(BIN)/mypy
 
 .PHONY: binaries
-binaries: $(STAMP) ## Build (or reuse the cached) kube-apiserver, kube-controller-manager, kubectl and etcd
+binaries: $(STAMP) ## Build (or reuse the cached) kube-apiserver, kube-controller-manager, kubectl, etcd, Helm, promtool and kstatus
 	$(BIN)/cronfleet-devcluster build
 
 # pytest exits 5 when it collected nothing: that is a broken suite, not a pass.

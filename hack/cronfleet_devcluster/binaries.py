@@ -1,12 +1,14 @@
 """Build and cache the control-plane programs from the Go module proxy.
 
-The wrapper Go modules under ``hack/kubernetes`` and ``hack/etcd`` pin the
-versions; the built programs live outside the repository, keyed by version,
-so a clean clone reuses them and only a version change rebuilds.
+The wrapper Go modules under ``hack/`` (``kubernetes``, ``etcd``, ``helm``,
+``promtool`` ...) pin the versions; the built programs live outside the
+repository, keyed by version, so a clean clone reuses them and only a
+version change rebuilds.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -18,11 +20,18 @@ from pathlib import Path
 KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.5.35"
 HELM_VERSION = "v3.19.2"
+# Prometheus 3.x releases are published as Go module versions v0.3xx.y.
+PROMETHEUS_VERSION = "v0.316.0"
+# The cron library the CronJob controller vendors; hack/cronoracle/go.mod pins it.
+ROBFIG_CRON_VERSION = "v3.0.1"
 
 HACK_DIR = Path(__file__).resolve().parent.parent
 KUBERNETES_MODULE = HACK_DIR / "kubernetes"
 ETCD_MODULE = HACK_DIR / "etcd"
 HELM_MODULE = HACK_DIR / "helm"
+PROMTOOL_MODULE = HACK_DIR / "promtool"
+KSTATUS_MODULE = HACK_DIR / "kstatus"
+CRON_ORACLE_MODULE = HACK_DIR / "cronoracle"
 
 KUBERNETES_PROGRAMS = ("kube-apiserver", "kube-controller-manager", "kubectl")
 
@@ -61,8 +70,26 @@ def cached_binaries(root: Path | None = None) -> Binaries:
     )
 
 
+def helm_kube_version() -> tuple[str, str]:
+    """The Kubernetes version Helm assumes without ``--kube-version``, as (major, minor).
+
+    Helm's release build derives it from the client-go it is built with
+    (client-go v0.34.x is Kubernetes 1.34); without these link flags Helm
+    assumes 1.20 and refuses charts that need a newer cluster.
+    """
+    for line in (HELM_MODULE / "go.mod").read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == "k8s.io/client-go":
+            major, minor = fields[1].lstrip("v").split(".")[:2]
+            return str(int(major) + 1), minor
+    raise RuntimeError(f"{HELM_MODULE / 'go.mod'} does not require k8s.io/client-go")
+
+
 def cached_helm(root: Path | None = None) -> Path:
-    return (root or cache_root()) / "bin" / f"helm-{HELM_VERSION}" / "helm"
+    # The assumed Kubernetes version is part of the key: a Helm built with
+    # other defaults (or none, as before) must not be reused.
+    major, minor = helm_kube_version()
+    return (root or cache_root()) / "bin" / f"helm-{HELM_VERSION}-kube{major}.{minor}" / "helm"
 
 
 def ensure_helm(root: Path | None = None, log: bool = True) -> Path:
@@ -76,7 +103,14 @@ def ensure_helm(root: Path | None = None, log: bool = True) -> Path:
                 flush=True,
             )
         started = time.monotonic()
-        ldflags = f"-s -w -X helm.sh/helm/v3/internal/version.version={HELM_VERSION}"
+        major, minor = helm_kube_version()
+        assignments = [f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}"]
+        for package in ("helm.sh/helm/v3/pkg/lint/rules", "helm.sh/helm/v3/pkg/chartutil"):
+            assignments += [
+                f"-X {package}.k8sVersionMajor={major}",
+                f"-X {package}.k8sVersionMinor={minor}",
+            ]
+        ldflags = " ".join(["-s", "-w", *assignments])
         _build(HELM_MODULE, helm.parent, ["helm.sh/helm/v3/cmd/helm"], ldflags)
         if log:
             print(
@@ -85,6 +119,122 @@ def ensure_helm(root: Path | None = None, log: bool = True) -> Path:
                 flush=True,
             )
     return helm
+
+
+def cached_promtool(root: Path | None = None) -> Path:
+    return (root or cache_root()) / "bin" / f"promtool-{PROMETHEUS_VERSION}" / "promtool"
+
+
+def prometheus_release(module_version: str = PROMETHEUS_VERSION) -> str:
+    """The Prometheus release of a module version: v0.316.0 is 3.16.0."""
+    _, minor, patch = module_version.lstrip("v").split(".")
+    return f"{int(minor) // 100}.{int(minor) % 100}.{patch}"
+
+
+def ensure_promtool(root: Path | None = None, log: bool = True) -> Path:
+    """Prometheus' promtool, which unit-tests the chart's alerts; built when missing."""
+    promtool = cached_promtool(root)
+    if not promtool.exists():
+        if log:
+            print(
+                f"[cronfleet-devcluster] building promtool {prometheus_release()} "
+                "from the Go module proxy ...",
+                file=sys.stderr,
+                flush=True,
+            )
+        started = time.monotonic()
+        ldflags = f"-s -w -X github.com/prometheus/common/version.Version={prometheus_release()}"
+        # Rule tests need no service discovery; leaving out the cloud
+        # providers' SDKs makes the build much smaller.
+        _build(
+            PROMTOOL_MODULE,
+            promtool.parent,
+            ["github.com/prometheus/prometheus/cmd/promtool"],
+            ldflags,
+            tags=("remove_all_sd",),
+        )
+        if log:
+            print(
+                f"[cronfleet-devcluster] built promtool in {time.monotonic() - started:.0f}s",
+                file=sys.stderr,
+                flush=True,
+            )
+    return promtool
+
+
+def kstatus_cli_utils_version() -> str:
+    """The sigs.k8s.io/cli-utils version ``hack/kstatus/go.mod`` requires."""
+    for line in (KSTATUS_MODULE / "go.mod").read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == "sigs.k8s.io/cli-utils":
+            return fields[1]
+    raise RuntimeError(f"{KSTATUS_MODULE / 'go.mod'} does not require sigs.k8s.io/cli-utils")
+
+
+def cached_kstatus(root: Path | None = None) -> Path:
+    # The helper has code of its own: a digest of it is part of the key, so
+    # an edit to main.go or go.mod rebuilds it even when cli-utils stays put.
+    digest = hashlib.sha256()
+    for name in ("go.mod", "go.sum", "main.go"):
+        digest.update((KSTATUS_MODULE / name).read_bytes())
+    directory = f"kstatus-{kstatus_cli_utils_version()}-{digest.hexdigest()[:8]}"
+    return (root or cache_root()) / "bin" / directory / "kstatus"
+
+
+def ensure_kstatus(root: Path | None = None, log: bool = True) -> Path:
+    """The kstatus helper (``hack/kstatus``), built from the Go module proxy when missing."""
+    kstatus = cached_kstatus(root)
+    if not kstatus.exists():
+        if log:
+            print(
+                f"[cronfleet-devcluster] building kstatus (cli-utils "
+                f"{kstatus_cli_utils_version()}) from the Go module proxy ...",
+                file=sys.stderr,
+                flush=True,
+            )
+        started = time.monotonic()
+        _build(KSTATUS_MODULE, kstatus.parent, ["."], "-s -w")
+        if log:
+            print(
+                f"[cronfleet-devcluster] built kstatus in {time.monotonic() - started:.0f}s",
+                file=sys.stderr,
+                flush=True,
+            )
+    return kstatus
+
+
+def cached_cron_oracle(root: Path | None = None) -> Path:
+    # Keyed by the library's version and a digest of the oracle's own code,
+    # so an edit to main.go rebuilds it while unchanged runs reuse it.
+    digest = hashlib.sha256()
+    for name in ("go.mod", "go.sum", "main.go"):
+        digest.update((CRON_ORACLE_MODULE / name).read_bytes())
+    directory = f"cronoracle-{ROBFIG_CRON_VERSION}-{digest.hexdigest()[:8]}"
+    return (root or cache_root()) / "bin" / directory / "cronoracle"
+
+
+def ensure_cron_oracle(root: Path | None = None, log: bool = True) -> Path:
+    """The cron oracle (``hack/cronoracle``): robfig/cron as the CronJob controller uses it."""
+    oracle = cached_cron_oracle(root)
+    if not oracle.exists():
+        if log:
+            print(
+                f"[cronfleet-devcluster] building the cron oracle (robfig/cron "
+                f"{ROBFIG_CRON_VERSION}) from the Go module proxy ...",
+                file=sys.stderr,
+                flush=True,
+            )
+        started = time.monotonic()
+        # The module path ends in "cronoracle", so that is the program's name.
+        _build(CRON_ORACLE_MODULE, oracle.parent, ["."], "-s -w")
+        if log:
+            print(
+                f"[cronfleet-devcluster] built the cron oracle in "
+                f"{time.monotonic() - started:.0f}s",
+                file=sys.stderr,
+                flush=True,
+            )
+    return oracle
 
 
 def version_ldflags(version: str) -> str:
@@ -114,7 +264,9 @@ def _go() -> str:
     return go
 
 
-def _build(module: Path, out_dir: Path, packages: list[str], ldflags: str) -> None:
+def _build(
+    module: Path, out_dir: Path, packages: list[str], ldflags: str, tags: tuple[str, ...] = ()
+) -> None:
     # Build into a scratch directory and rename, so an interrupted build
     # never leaves a half-written program that later runs would trust.
     scratch = out_dir.with_name(out_dir.name + ".partial")
@@ -122,7 +274,10 @@ def _build(module: Path, out_dir: Path, packages: list[str], ldflags: str) -> No
     scratch.mkdir(parents=True)
     env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=mod -buildvcs=false")
     output = str(scratch) + "/"
-    command = [_go(), "build", "-trimpath", "-ldflags", ldflags, "-o", output, *packages]
+    command = [_go(), "build", "-trimpath", "-ldflags", ldflags, "-o", output]
+    if tags:
+        command += ["-tags", ",".join(tags)]
+    command += packages
     subprocess.run(command, cwd=module, env=env, check=True)
     shutil.rmtree(out_dir, ignore_errors=True)
     scratch.rename(out_dir)

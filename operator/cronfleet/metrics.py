@@ -1,116 +1,393 @@
 """Prometheus metrics on ``/metrics``.
 
-Counters and histograms count what this operator process saw happen (they
-start at zero with the process, as Prometheus counters do). Per-schedule
-gauges are read from the cached Schedules at scrape time, so they are right
-at once after a restart and cost nothing between scrapes.
+Counters and histograms of :class:`Metrics` count what this operator process
+saw happen (they start at zero with the process, as Prometheus counters do).
+The per-Schedule series of :class:`ScheduleCollector` are read from the
+cached Schedules' status at scrape time: they are right at once after a
+restart, exist (at zero) from the moment a Schedule is seen, so an alert's
+``increase()`` sees the very first failure, and cost no memory between
+scrapes, however many Schedules there are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from cronfleet.clock import from_rfc3339
-from cronfleet.cronschedule import CronError, next_fire_time, parse, zone
+from cronfleet.cronschedule import (
+    CronError,
+    CronSpec,
+    Interval,
+    next_fire_time,
+    parse,
+    parse_go_duration,
+    zone,
+)
 from cronfleet.models import Phase
+
+logger = logging.getLogger(__name__)
+
+Family = GaugeMetricFamily | CounterMetricFamily
 
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
 
+# A Schedule the operator has not reconciled yet has no phase in its status.
+PENDING_PHASE = "Pending"
+# status.counts keys that count finished runs, and the `result` label each gets:
+# the same values as cronfleet_runs_total's, so one selector fits both.
+RUN_RESULTS = {"succeeded": "Succeeded", "failed": "Failed", "cancelled": "Cancelled"}
+# Exported at 0 even before the status has them, so the first run is an increase.
+ALWAYS_EXPORTED_RESULTS = ("succeeded", "failed")
+RUN_BLOCKED_CONDITION = "RunBlocked"
+# How far ahead the period looks: a year covers every cron pattern (weekends,
+# short months, February, a once-a-year date).
+PERIOD_WINDOW = timedelta(days=366)
+# Bad Schedules are logged once each; the bound keeps a flood of them from
+# growing memory.
+_LOGGED_LIMIT = 1000
+
+
+def longest_cron_gap(
+    spec: CronSpec, time_zone: ZoneInfo, start: datetime, window: timedelta = PERIOD_WINDOW
+) -> float | None:
+    """The longest time between two consecutive fire times from ``start`` on, in seconds.
+
+    A weekday schedule's period is the weekend, not the one day a Thursday
+    would show. Every firing day has the same times of day, so the work is
+    one step a day, even for ``* * * * *``: the gaps inside a day are
+    computed once, and between days from the last time of one firing day to
+    the first of the next. Only days whose UTC offset changes (daylight
+    saving) are walked fire time by fire time, where a time may not exist or
+    exist twice.
+    """
+    times_of_day = sorted(
+        timedelta(hours=hour, minutes=minute) for hour in spec.hours for minute in spec.minutes
+    )
+    if not times_of_day:
+        return None
+    longest = max(
+        ((later - earlier).total_seconds() for earlier, later in pairwise(times_of_day)),
+        default=0.0,
+    )
+    day = start.astimezone(time_zone).date()
+    window_end = (start + window).astimezone(time_zone).date()
+    # As far as next_fire_time looks: a 29 February is the rarest date cron has.
+    horizon = window_end + timedelta(days=366 * 5)
+    previous_last: datetime | None = None
+    while day <= horizon:
+        midnight = datetime(day.year, day.month, day.day, tzinfo=time_zone)
+        following = midnight + timedelta(days=1)
+        fires: list[datetime] = []
+        if day.month in spec.months and spec.day_matches(midnight):
+            if midnight.utcoffset() == following.utcoffset():
+                # The gaps between days need only a day's first and last time.
+                fires = [(midnight + times_of_day[i]).astimezone(UTC) for i in (0, -1)]
+            else:
+                fires = _fires_between(spec, time_zone, midnight, following)
+                gaps = ((b - a).total_seconds() for a, b in pairwise(fires))
+                longest = max([longest, *gaps])
+        if fires:
+            if previous_last is not None:
+                longest = max(longest, (fires[0] - previous_last).total_seconds())
+                if day > window_end:
+                    return longest
+            previous_last = fires[-1]
+        day += timedelta(days=1)
+    # Fewer than two fire times: no period.
+    return None
+
+
+def _fires_between(
+    spec: CronSpec, time_zone: ZoneInfo, since: datetime, until: datetime
+) -> list[datetime]:
+    fires: list[datetime] = []
+    moment = next_fire_time(spec, since - timedelta(seconds=1), time_zone)
+    while moment is not None and moment < until:
+        fires.append(moment)
+        moment = next_fire_time(spec, moment, time_zone)
+    return fires
+
+
+class _Broken:
+    """A cached computation that raised: counted as an error at every scrape."""
+
+
+_BROKEN = _Broken()
+
+
+@dataclass
+class _Scrape:
+    """The families of one scrape, and the per-Schedule failures met while filling them."""
+
+    families: dict[str, Family]
+    errors: int = 0
+    failures: list[tuple[str, str, str, Exception]] = field(default_factory=list)
+
 
 class ScheduleCollector(Collector):
-    """Gauges derived from the Schedules' status, as kube-state-metrics would."""
+    """Series derived from the Schedules' status, as kube-state-metrics would.
 
-    def __init__(self, schedules: Callable[[], Iterable[Mapping[str, Any]]]) -> None:
+    One Schedule's bad data (an unparsable timestamp, an unknown time zone,
+    a value of the wrong type) only drops that Schedule's affected series and
+    counts in ``cronfleet_schedule_metric_errors_total``: /metrics keeps
+    answering for the other Schedules.
+    """
+
+    def __init__(
+        self,
+        schedules: Callable[[], Iterable[Mapping[str, Any]]],
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._schedules = schedules
-        self._periods: dict[tuple[str, str], float | None] = {}
+        self._now = now
+        self._periods: dict[tuple[str, str], float | _Broken | None] = {}
+        self._errors_total = 0
+        self._logged: set[tuple[str, str, str]] = set()
 
-    def period(self, cron: str, time_zone: str) -> float | None:
-        """Seconds between two fire times, for "no success in N periods" alerts."""
-        key = (cron, time_zone)
+    def period(self, expression: str, time_zone: str) -> float | None:
+        """The longest wait between two runs, for "no success in N periods" alerts.
+
+        Cached per expression and zone: Schedules mostly share a few
+        expressions, and the walk is a few hundred steps.
+        """
+        key = (expression, time_zone)
         if key not in self._periods:
             try:
-                spec, tz = parse(cron), zone(time_zone)
-                first = next_fire_time(spec, datetime.now(UTC), tz)
-                second = next_fire_time(spec, first, tz) if first else None
-                gap = (second - first).total_seconds() if first and second else None
-            except CronError:
-                gap = None
-            self._periods[key] = gap
-        return self._periods[key]
+                self._periods[key] = self._compute_period(expression, time_zone)
+            except Exception:
+                self._periods[key] = _BROKEN
+                raise
+        cached = self._periods[key]
+        if isinstance(cached, _Broken):
+            raise ValueError(f"no period for {expression!r} in time zone {time_zone!r}")
+        return cached
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
-        by_phase = GaugeMetricFamily(
-            "cronfleet_schedules",
-            "Schedules by namespace and phase.",
-            labels=["namespace", "phase"],
-        )
-        info = GaugeMetricFamily(
-            "cronfleet_schedule_info",
-            "One series per Schedule with its phase, task and CronJob.",
-            labels=["namespace", "schedule", "phase", "task", "cronjob"],
-        )
-        next_run = GaugeMetricFamily(
-            "cronfleet_schedule_next_run_timestamp_seconds",
-            "When the Schedule runs next (Unix time).",
-            labels=["namespace", "schedule"],
-        )
-        last_success = GaugeMetricFamily(
-            "cronfleet_schedule_last_success_timestamp_seconds",
-            "When a run of the Schedule last succeeded (Unix time).",
-            labels=["namespace", "schedule"],
-        )
-        retry_count = GaugeMetricFamily(
-            "cronfleet_schedule_retry_count",
-            "Retries of the Schedule's current failing run.",
-            labels=["namespace", "schedule"],
-        )
-        failures = GaugeMetricFamily(
-            "cronfleet_schedule_consecutive_failures",
-            "Failed runs of the Schedule since its last success.",
-            labels=["namespace", "schedule"],
-        )
-        period = GaugeMetricFamily(
-            "cronfleet_schedule_period_seconds",
-            "Seconds between two scheduled runs of the Schedule.",
-            labels=["namespace", "schedule"],
-        )
+    def _compute_period(self, expression: str, time_zone: str) -> float | None:
+        try:
+            cadence = parse(expression)
+            if isinstance(cadence, Interval):
+                return float(cadence.seconds)
+            tz = zone(time_zone)
+        except CronError:
+            # An Invalid Schedule: its status says why; it has no period.
+            return None
+        return longest_cron_gap(cadence, tz, self._now())
+
+    def describe(self) -> Iterable[Metric]:
+        # Without this the registry would call collect() at registration.
+        return list(self._families().values())
+
+    def collect(self) -> Iterable[Metric]:
+        scrape = _Scrape(self._families())
         counts: dict[tuple[str, str], int] = {}
         for body in list(self._schedules()):
+            self._add_schedule(scrape, body, counts)
+        phases = [PENDING_PHASE, *(phase.value for phase in Phase)]
+        phases += sorted({phase for _, phase in counts} - set(phases))
+        by_phase = scrape.families["cronfleet_schedules"]
+        for namespace in sorted({namespace for namespace, _ in counts}):
+            for phase in phases:
+                by_phase.add_metric([namespace, phase], counts.get((namespace, phase), 0))
+        self._errors_total += scrape.errors
+        for namespace, name, series, error in scrape.failures:
+            self._log_once(namespace, name, series, error)
+        scrape.families["cronfleet_schedule_metric_errors"].add_metric([], self._errors_total)
+        yield from scrape.families.values()
+
+    def _add_schedule(
+        self, scrape: _Scrape, body: Mapping[str, Any], counts: dict[tuple[str, str], int]
+    ) -> None:
+        try:
             meta = body["metadata"]
-            status = body.get("status") or {}
-            spec = body.get("spec") or {}
-            namespace, name = meta["namespace"], meta["name"]
-            phase = status.get("phase") or "Pending"
-            counts[(namespace, phase)] = counts.get((namespace, phase), 0) + 1
-            info.add_metric(
-                [namespace, name, phase, str(spec.get("task", "")), status.get("cronJob") or ""],
-                1,
+            namespace, name = str(meta["namespace"]), str(meta["name"])
+        except Exception as error:
+            scrape.errors += 1
+            scrape.failures.append(("?", "?", "metadata", error))
+            return
+        families = scrape.families
+        labels = [namespace, name]
+        status = _mapping(body.get("status"))
+        spec = _mapping(body.get("spec"))
+        phase = status.get("phase") or PENDING_PHASE
+        phase = phase if isinstance(phase, str) else str(phase)
+        counts[(namespace, phase)] = counts.get((namespace, phase), 0) + 1
+
+        def add(series: str, compute: Callable[[], Iterator[tuple[list[str], float]]]) -> None:
+            # Each series of each Schedule on its own: one bad field drops one series.
+            try:
+                samples = list(compute())
+            except Exception as error:
+                scrape.errors += 1
+                scrape.failures.append((namespace, name, series, error))
+                return
+            for extra, value in samples:
+                families[series].add_metric([*labels, *extra], value)
+
+        def info() -> Iterator[tuple[list[str], float]]:
+            task, cronjob = spec.get("task") or "", status.get("cronJob") or ""
+            yield [phase, str(task), str(cronjob)], 1
+
+        def timestamp(value: Any) -> Iterator[tuple[list[str], float]]:
+            if value:
+                yield [], from_rfc3339(str(value)).timestamp()
+
+        def number(value: Any) -> Iterator[tuple[list[str], float]]:
+            yield [], float(value or 0)
+
+        def runs() -> Iterator[tuple[list[str], float]]:
+            run_counts = _mapping(status.get("counts"))
+            for key, result in RUN_RESULTS.items():
+                if key in run_counts or key in ALWAYS_EXPORTED_RESULTS:
+                    yield [result], float(run_counts.get(key) or 0)
+
+        def missed() -> Iterator[tuple[list[str], float]]:
+            yield [], float(_mapping(status.get("counts")).get("missed") or 0)
+
+        def blocked() -> Iterator[tuple[list[str], float]]:
+            conditions = status.get("conditions") or []
+            yield (
+                [],
+                float(
+                    any(
+                        _mapping(condition).get("type") == RUN_BLOCKED_CONDITION
+                        and _mapping(condition).get("status") == "True"
+                        for condition in conditions
+                    )
+                ),
             )
-            labels = [namespace, name]
-            if status.get("nextRunTime"):
-                next_run.add_metric(labels, from_rfc3339(status["nextRunTime"]).timestamp())
-            if status.get("lastSuccessfulTime"):
-                last_success.add_metric(
-                    labels, from_rfc3339(status["lastSuccessfulTime"]).timestamp()
-                )
-            seconds = self.period(str(spec.get("cron", "")), str(spec.get("timeZone", "UTC")))
-            if seconds is not None:
-                period.add_metric(labels, seconds)
-            retry_count.add_metric(labels, float(status.get("retryCount") or 0))
-            failures.add_metric(labels, float(status.get("consecutiveFailures") or 0))
-        namespaces = {namespace for namespace, _ in counts}
-        for namespace in sorted(namespaces):
-            for phase in Phase:
-                by_phase.add_metric(
-                    [namespace, phase.value], counts.get((namespace, phase.value), 0)
-                )
-        yield from (by_phase, info, next_run, last_success, period, retry_count, failures)
+
+        def period() -> Iterator[tuple[list[str], float]]:
+            every = spec.get("every")
+            if every:
+                try:
+                    seconds: float | None = parse_go_duration(str(every)) / 1e9
+                except CronError:
+                    seconds = None  # an Invalid Schedule, as for a bad cron
+            elif spec.get("cron"):
+                seconds = self.period(str(spec["cron"]), str(spec.get("timeZone") or "UTC"))
+            else:
+                seconds = None
+            if seconds:
+                yield [], seconds
+
+        add("cronfleet_schedule_info", info)
+        add(
+            "cronfleet_schedule_created_timestamp_seconds",
+            lambda: timestamp(meta.get("creationTimestamp")),
+        )
+        add(
+            "cronfleet_schedule_next_run_timestamp_seconds",
+            lambda: timestamp(status.get("nextRunTime")),
+        )
+        add(
+            "cronfleet_schedule_last_success_timestamp_seconds",
+            lambda: timestamp(status.get("lastSuccessfulTime")),
+        )
+        add("cronfleet_schedule_period_seconds", period)
+        add("cronfleet_schedule_retry_count", lambda: number(status.get("retryCount")))
+        add(
+            "cronfleet_schedule_consecutive_failures",
+            lambda: number(status.get("consecutiveFailures")),
+        )
+        add("cronfleet_schedule_runs", runs)
+        add("cronfleet_schedule_missed_runs", missed)
+        add("cronfleet_schedule_run_blocked", blocked)
+
+    def _log_once(self, namespace: str, name: str, series: str, error: Exception) -> None:
+        key = (namespace, name, series)
+        if key in self._logged or len(self._logged) >= _LOGGED_LIMIT:
+            return
+        self._logged.add(key)
+        logger.warning(
+            "Schedule %s/%s: %s is left out of /metrics: %s: %s",
+            namespace,
+            name,
+            series,
+            type(error).__name__,
+            error,
+        )
+
+    @staticmethod
+    def _families() -> dict[str, Family]:
+        schedule = ["namespace", "schedule"]
+        families: list[Family] = [
+            GaugeMetricFamily(
+                "cronfleet_schedules",
+                "Schedules by namespace and phase (Pending: not reconciled yet).",
+                labels=["namespace", "phase"],
+            ),
+            GaugeMetricFamily(
+                "cronfleet_schedule_info",
+                "One series per Schedule with its phase, task and CronJob.",
+                labels=[*schedule, "phase", "task", "cronjob"],
+            ),
+            GaugeMetricFamily(
+                "cronfleet_schedule_created_timestamp_seconds",
+                "When the Schedule was created (Unix time).",
+                labels=schedule,
+            ),
+            GaugeMetricFamily(
+                "cronfleet_schedule_next_run_timestamp_seconds",
+                "When the Schedule runs next (Unix time).",
+                labels=schedule,
+            ),
+            GaugeMetricFamily(
+                "cronfleet_schedule_last_success_timestamp_seconds",
+                "When a run of the Schedule last succeeded (Unix time).",
+                labels=schedule,
+            ),
+            GaugeMetricFamily(
+                "cronfleet_schedule_period_seconds",
+                "The longest time between two scheduled runs of the Schedule, over the next year.",
+                labels=schedule,
+            ),
+            GaugeMetricFamily(
+                "cronfleet_schedule_retry_count",
+                "Retries of the Schedule's current failing run.",
+                labels=schedule,
+            ),
+            GaugeMetricFamily(
+                "cronfleet_schedule_consecutive_failures",
+                "Failed runs of the Schedule since its last success.",
+                labels=schedule,
+            ),
+            CounterMetricFamily(
+                "cronfleet_schedule_runs",
+                "Finished runs of the Schedule by result, from status.counts "
+                "(kept across operator restarts).",
+                labels=[*schedule, "result"],
+            ),
+            CounterMetricFamily(
+                "cronfleet_schedule_missed_runs",
+                "Scheduled times of the Schedule that passed without a run, from status.counts.",
+                labels=schedule,
+            ),
+            GaugeMetricFamily(
+                "cronfleet_schedule_run_blocked",
+                "1 while a run of the Schedule cannot start (condition RunBlocked), else 0.",
+                labels=schedule,
+            ),
+            CounterMetricFamily(
+                "cronfleet_schedule_metric_errors",
+                "Per-Schedule series left out of scrapes because the Schedule's data "
+                "could not be read (the operator's log names the Schedule).",
+            ),
+        ]
+        return {family.name: family for family in families}
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 class Metrics:

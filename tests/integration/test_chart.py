@@ -31,7 +31,7 @@ from tests.integration.conftest import Cluster, OperatorProcess
 from tests.integration.test_schedules import schedule
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "cronfleet"
-KUBE_VERSION = KUBERNETES_VERSION.lstrip("v")  # helm template alone assumes an old cluster
+KUBE_VERSION = KUBERNETES_VERSION.lstrip("v")  # the version of the cluster the tests use
 DEPLOYMENTS = Resource("apps/v1", "deployments")
 ROLEBINDINGS = Resource("rbac.authorization.k8s.io/v1", "rolebindings")
 CLUSTERROLES = Resource("rbac.authorization.k8s.io/v1", "clusterroles", namespaced=False)
