@@ -54,6 +54,7 @@ Body = dict[str, Any]
 
 ERROR_BACKOFF_MAX = 60.0
 WARM_UP = timedelta(seconds=10)
+FAILURES_BEFORE_EVENT = 3
 
 
 def known_tasks(config: OperatorConfig) -> frozenset[str] | None:
@@ -254,13 +255,13 @@ class Controller:
                     # the key again; look once more soon in case it does not.
                     self.timers.schedule(key, self.clock.now() + timedelta(seconds=1))
                     continue
-                self._failed(key, error)
+                await self._failed(key, error)
             except Exception as error:
-                self._failed(key, error)
+                await self._failed(key, error)
             finally:
                 self.queue.done(key)
 
-    def _failed(self, key: Key, error: Exception) -> None:
+    async def _failed(self, key: Key, error: Exception) -> None:
         # Never let one Schedule stop the others: log, back off, retry.
         count = self.failures.get(key, 0) + 1
         self.failures[key] = count
@@ -269,6 +270,19 @@ class Controller:
         self.timers.schedule(key, self.clock.now() + timedelta(seconds=delay))
         if self.metrics is not None:
             self.metrics.reconcile_errors.inc()
+        schedule = self.schedules.get(key)
+        if count == FAILURES_BEFORE_EVENT and schedule is not None:
+            # A Schedule the operator keeps failing on must not look quietly fine.
+            text = f"{type(error).__name__}: {error}"
+            await self.post_event(
+                schedule,
+                Event(
+                    "Warning",
+                    "ReconcileFailed",
+                    f"the operator failed {count} times in a row on this Schedule and keeps "
+                    f"retrying with backoff: {text}",
+                ),
+            )
 
     # -- one reconcile ---------------------------------------------------------------------
 

@@ -130,7 +130,7 @@ def test_fails_twice_then_succeeds(
         gap = (ts(retry["startTime"]) - ts(previous["completionTime"])).total_seconds()
         assert delay - 1 <= gap <= delay + 4, (delay, gap)
     status = status_of(cluster, namespace, "flaky")
-    assert status["counts"] == {"succeeded": 1, "failed": 2}
+    assert status["counts"] == {"succeeded": 1, "failed": 2, "cancelled": 0, "missed": 0}
     assert status["consecutiveFailures"] == 0 and status.get("nextRetryTime") is None
     assert status["lastSuccessfulTime"] == runs[2]["completionTime"]
     found = reasons(cluster, namespace, "flaky")
@@ -301,7 +301,8 @@ def test_operator_killed_around_a_retry_runs_it_exactly_once(
         ("Manual", "Failed"),
         ("Retry", "Succeeded"),
     ]
-    assert status_of(cluster, namespace, "crashy")["counts"] == {"succeeded": 1, "failed": 1}
+    counts = status_of(cluster, namespace, "crashy")["counts"]
+    assert counts == {"succeeded": 1, "failed": 1, "cancelled": 0, "missed": 0}
 
 
 def test_forbid_overlap_is_a_missed_run(
@@ -312,7 +313,7 @@ def test_forbid_overlap_is_a_missed_run(
         "task": "sleep",
         "params": {"seconds": 80},
         "concurrencyPolicy": "Forbid",
-        "startingDeadlineSeconds": 5,
+        "startingDeadlineSeconds": 10,
         "retry": {"maxRetries": 0},
     }
     cluster.kube.create(SCHEDULES, schedule("overlap", **spec), namespace)
@@ -343,7 +344,7 @@ def test_controller_down_across_a_fire_time_is_a_missed_run(
         "cron": "* * * * *",
         "task": "sleep",
         "params": {"seconds": 0},
-        "startingDeadlineSeconds": 5,
+        "startingDeadlineSeconds": 10,
         "retry": {"maxRetries": 0},
     }
     cluster.kube.create(SCHEDULES, schedule("outage", **spec), namespace)
@@ -364,7 +365,7 @@ def test_controller_down_across_a_fire_time_is_a_missed_run(
     try:
         while datetime.now().astimezone() < fire:
             time.sleep(0.5)
-        time.sleep(12)  # past the starting deadline
+        time.sleep(16)  # past the starting deadline (10 s)
     finally:
         cluster.plane.start_component("kube-controller-manager")
 
