@@ -70,6 +70,37 @@ def cached_binaries(root: Path | None = None) -> Binaries:
     )
 
 
+def _say(log: bool, message: str) -> None:
+    if log:
+        print(f"[cronfleet-devcluster] {message}", file=sys.stderr, flush=True)
+
+
+def _build_once(
+    program: Path,
+    what: str,
+    module: Path,
+    packages: list[str],
+    ldflags: str,
+    log: bool,
+    tags: tuple[str, ...] = (),
+) -> Path:
+    """Build ``program`` from the Go module proxy unless the cache has it."""
+    if not program.exists():
+        _say(log, f"building {what} from the Go module proxy ...")
+        started = time.monotonic()
+        _build(module, program.parent, packages, ldflags, tags=tags)
+        _say(log, f"built {what} in {time.monotonic() - started:.0f}s")
+    return program
+
+
+def _source_digest(module: Path) -> str:
+    """A digest of a helper's own code, so an edit rebuilds it while unchanged runs reuse it."""
+    digest = hashlib.sha256()
+    for name in ("go.mod", "go.sum", "main.go"):
+        digest.update((module / name).read_bytes())
+    return digest.hexdigest()[:8]
+
+
 def helm_kube_version() -> tuple[str, str]:
     """The Kubernetes version Helm assumes without ``--kube-version``, as (major, minor).
 
@@ -94,31 +125,21 @@ def cached_helm(root: Path | None = None) -> Path:
 
 def ensure_helm(root: Path | None = None, log: bool = True) -> Path:
     """The Helm client, built from the Go module proxy when missing."""
-    helm = cached_helm(root)
-    if not helm.exists():
-        if log:
-            print(
-                f"[cronfleet-devcluster] building Helm {HELM_VERSION} from the Go module proxy ...",
-                file=sys.stderr,
-                flush=True,
-            )
-        started = time.monotonic()
-        major, minor = helm_kube_version()
-        assignments = [f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}"]
-        for package in ("helm.sh/helm/v3/pkg/lint/rules", "helm.sh/helm/v3/pkg/chartutil"):
-            assignments += [
-                f"-X {package}.k8sVersionMajor={major}",
-                f"-X {package}.k8sVersionMinor={minor}",
-            ]
-        ldflags = " ".join(["-s", "-w", *assignments])
-        _build(HELM_MODULE, helm.parent, ["helm.sh/helm/v3/cmd/helm"], ldflags)
-        if log:
-            print(
-                f"[cronfleet-devcluster] built Helm in {time.monotonic() - started:.0f}s",
-                file=sys.stderr,
-                flush=True,
-            )
-    return helm
+    major, minor = helm_kube_version()
+    assignments = [f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}"]
+    for package in ("helm.sh/helm/v3/pkg/lint/rules", "helm.sh/helm/v3/pkg/chartutil"):
+        assignments += [
+            f"-X {package}.k8sVersionMajor={major}",
+            f"-X {package}.k8sVersionMinor={minor}",
+        ]
+    return _build_once(
+        cached_helm(root),
+        f"Helm {HELM_VERSION}",
+        HELM_MODULE,
+        ["helm.sh/helm/v3/cmd/helm"],
+        " ".join(["-s", "-w", *assignments]),
+        log,
+    )
 
 
 def cached_promtool(root: Path | None = None) -> Path:
@@ -133,33 +154,17 @@ def prometheus_release(module_version: str = PROMETHEUS_VERSION) -> str:
 
 def ensure_promtool(root: Path | None = None, log: bool = True) -> Path:
     """Prometheus' promtool, which unit-tests the chart's alerts; built when missing."""
-    promtool = cached_promtool(root)
-    if not promtool.exists():
-        if log:
-            print(
-                f"[cronfleet-devcluster] building promtool {prometheus_release()} "
-                "from the Go module proxy ...",
-                file=sys.stderr,
-                flush=True,
-            )
-        started = time.monotonic()
-        ldflags = f"-s -w -X github.com/prometheus/common/version.Version={prometheus_release()}"
-        # Rule tests need no service discovery; leaving out the cloud
-        # providers' SDKs makes the build much smaller.
-        _build(
-            PROMTOOL_MODULE,
-            promtool.parent,
-            ["github.com/prometheus/prometheus/cmd/promtool"],
-            ldflags,
-            tags=("remove_all_sd",),
-        )
-        if log:
-            print(
-                f"[cronfleet-devcluster] built promtool in {time.monotonic() - started:.0f}s",
-                file=sys.stderr,
-                flush=True,
-            )
-    return promtool
+    # Rule tests need no service discovery; leaving out the cloud
+    # providers' SDKs makes the build much smaller.
+    return _build_once(
+        cached_promtool(root),
+        f"promtool {prometheus_release()}",
+        PROMTOOL_MODULE,
+        ["github.com/prometheus/prometheus/cmd/promtool"],
+        f"-s -w -X github.com/prometheus/common/version.Version={prometheus_release()}",
+        log,
+        tags=("remove_all_sd",),
+    )
 
 
 def kstatus_cli_utils_version() -> str:
@@ -172,69 +177,26 @@ def kstatus_cli_utils_version() -> str:
 
 
 def cached_kstatus(root: Path | None = None) -> Path:
-    # The helper has code of its own: a digest of it is part of the key, so
-    # an edit to main.go or go.mod rebuilds it even when cli-utils stays put.
-    digest = hashlib.sha256()
-    for name in ("go.mod", "go.sum", "main.go"):
-        digest.update((KSTATUS_MODULE / name).read_bytes())
-    directory = f"kstatus-{kstatus_cli_utils_version()}-{digest.hexdigest()[:8]}"
+    directory = f"kstatus-{kstatus_cli_utils_version()}-{_source_digest(KSTATUS_MODULE)}"
     return (root or cache_root()) / "bin" / directory / "kstatus"
 
 
 def ensure_kstatus(root: Path | None = None, log: bool = True) -> Path:
     """The kstatus helper (``hack/kstatus``), built from the Go module proxy when missing."""
-    kstatus = cached_kstatus(root)
-    if not kstatus.exists():
-        if log:
-            print(
-                f"[cronfleet-devcluster] building kstatus (cli-utils "
-                f"{kstatus_cli_utils_version()}) from the Go module proxy ...",
-                file=sys.stderr,
-                flush=True,
-            )
-        started = time.monotonic()
-        _build(KSTATUS_MODULE, kstatus.parent, ["."], "-s -w")
-        if log:
-            print(
-                f"[cronfleet-devcluster] built kstatus in {time.monotonic() - started:.0f}s",
-                file=sys.stderr,
-                flush=True,
-            )
-    return kstatus
+    what = f"kstatus (cli-utils {kstatus_cli_utils_version()})"
+    return _build_once(cached_kstatus(root), what, KSTATUS_MODULE, ["."], "-s -w", log)
 
 
 def cached_cron_oracle(root: Path | None = None) -> Path:
-    # Keyed by the library's version and a digest of the oracle's own code,
-    # so an edit to main.go rebuilds it while unchanged runs reuse it.
-    digest = hashlib.sha256()
-    for name in ("go.mod", "go.sum", "main.go"):
-        digest.update((CRON_ORACLE_MODULE / name).read_bytes())
-    directory = f"cronoracle-{ROBFIG_CRON_VERSION}-{digest.hexdigest()[:8]}"
+    directory = f"cronoracle-{ROBFIG_CRON_VERSION}-{_source_digest(CRON_ORACLE_MODULE)}"
     return (root or cache_root()) / "bin" / directory / "cronoracle"
 
 
 def ensure_cron_oracle(root: Path | None = None, log: bool = True) -> Path:
     """The cron oracle (``hack/cronoracle``): robfig/cron as the CronJob controller uses it."""
-    oracle = cached_cron_oracle(root)
-    if not oracle.exists():
-        if log:
-            print(
-                f"[cronfleet-devcluster] building the cron oracle (robfig/cron "
-                f"{ROBFIG_CRON_VERSION}) from the Go module proxy ...",
-                file=sys.stderr,
-                flush=True,
-            )
-        started = time.monotonic()
-        # The module path ends in "cronoracle", so that is the program's name.
-        _build(CRON_ORACLE_MODULE, oracle.parent, ["."], "-s -w")
-        if log:
-            print(
-                f"[cronfleet-devcluster] built the cron oracle in "
-                f"{time.monotonic() - started:.0f}s",
-                file=sys.stderr,
-                flush=True,
-            )
-    return oracle
+    # The module path ends in "cronoracle", so that is the program's name.
+    what = f"the cron oracle (robfig/cron {ROBFIG_CRON_VERSION})"
+    return _build_once(cached_cron_oracle(root), what, CRON_ORACLE_MODULE, ["."], "-s -w", log)
 
 
 def version_ldflags(version: str) -> str:
@@ -288,15 +250,10 @@ def ensure_binaries(root: Path | None = None, log: bool = True) -> Binaries:
     binaries = cached_binaries(root)
 
     def say(message: str) -> None:
-        if log:
-            print(f"[cronfleet-devcluster] {message}", file=sys.stderr, flush=True)
+        _say(log, message)
 
-    if not binaries.etcd.exists():
-        say(f"building etcd {ETCD_VERSION} from the Go module proxy ...")
-        started = time.monotonic()
-        # The module path ends in "etcd", so that is the program's name.
-        _build(ETCD_MODULE, binaries.etcd.parent, ["."], "-s -w")
-        say(f"built etcd in {time.monotonic() - started:.0f}s")
+    # The module path ends in "etcd", so that is the program's name.
+    _build_once(binaries.etcd, f"etcd {ETCD_VERSION}", ETCD_MODULE, ["."], "-s -w", log)
     kube = [binaries.kube_apiserver, binaries.kube_controller_manager, binaries.kubectl]
     if not all(path.exists() for path in kube):
         say(

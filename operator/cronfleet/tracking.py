@@ -448,21 +448,40 @@ def _close_gone_runs(
         )
         reason = EndReason.REPLACED if replaced else EndReason.DELETED
         why = (
-            "replaced by a newer run (concurrencyPolicy Replace)"
+            "a newer run replaced it (concurrencyPolicy Replace)"
             if replaced
             else "its Job was deleted before the operator saw it finish"
         )
-        state.history[name] = record.model_copy(
-            update={
-                "result": RunResult.CANCELLED,
-                "reason": reason.value,
-                "completion_time": to_rfc3339(now),
-                "message": why,
-            }
-        )
+        state.history[name] = _cancelled(record, reason, why, now)
         origin = state.retry_of if record.trigger is RunTrigger.RETRY else record.job
         closed.append((state.history[name], origin or record.job))
     return closed
+
+
+def _cancelled(record: RunRecord, reason: EndReason, why: str, now: datetime) -> RunRecord:
+    return record.model_copy(
+        update={
+            "result": RunResult.CANCELLED,
+            "reason": reason.value,
+            "completion_time": to_rfc3339(now),
+            "message": why,
+        }
+    )
+
+
+def _count_cancelled(state: RunState, record: RunRecord, origin: str, out: Tracking) -> None:
+    """A cancelled run is counted and announced, never retried; a cancelled retry
+    ends its cycle."""
+    state.counts["cancelled"] += 1
+    abandoned = ""
+    if record.trigger is RunTrigger.RETRY and state.retry_of == origin:
+        state.clear_retries()
+        abandoned = "; its retry cycle ends"
+    out.event(
+        "Normal",
+        Reason.RUN_CANCELLED,
+        f"Run {record.job} was cancelled ({record.reason}): {record.message}{abandoned}",
+    )
 
 
 # -- 3. results and the retry policy -------------------------------------------------
@@ -491,16 +510,7 @@ def _apply_retry_policy(
             out.event("Normal", Reason.RUN_SUCCEEDED, f"Run {record.job} succeeded{took}{detail}")
             continue
         if record.result is RunResult.CANCELLED:
-            state.counts["cancelled"] += 1
-            abandoned = ""
-            if record.trigger is RunTrigger.RETRY and state.retry_of == origin:
-                state.clear_retries()
-                abandoned = "; its retry cycle ends"
-            out.event(
-                "Normal",
-                Reason.RUN_CANCELLED,
-                f"Run {record.job} was cancelled ({record.reason}): {record.message}{abandoned}",
-            )
+            _count_cancelled(state, record, origin, out)
             continue
         state.counts["failed"] += 1
         state.last_failure = record.completion_time
@@ -566,24 +576,14 @@ def _make_room(
         return False
     for record in active:
         out.delete_jobs.append(record.job)
-        state.history[record.job] = record.model_copy(
-            update={
-                "result": RunResult.CANCELLED,
-                "reason": EndReason.REPLACED.value,
-                "completion_time": to_rfc3339(now),
-                "message": "replaced by a newer run (concurrencyPolicy Replace)",
-            }
+        replaced = _cancelled(
+            record, EndReason.REPLACED, "a newer run replaces it (concurrencyPolicy Replace)", now
         )
+        state.history[record.job] = replaced
         state.record(record.job)
         out.recorded.append(record.job)
-        state.counts["cancelled"] += 1
-        out.finished.append(state.history[record.job])
-        out.event(
-            "Normal",
-            Reason.RUN_CANCELLED,
-            f"Run {record.job} was cancelled (Replaced): a newer run replaces it "
-            "(concurrencyPolicy Replace)",
-        )
+        out.finished.append(replaced)
+        _count_cancelled(state, replaced, state.retry_of or record.job, out)
     return True
 
 
