@@ -379,6 +379,13 @@ class Controller:
                 metrics.run_duration.labels(namespace, name).observe(record.duration_seconds)
         for miss in plan.missed:
             metrics.missed_runs.labels(namespace, name, miss_reason_label(miss.reason)).inc()
+        if plan.delete_cronjob:
+            try:
+                await self.api.delete(cronjob_path(namespace, cronjob_name(name)))
+                log.info("deleted CronJob %s/%s: the cadence is not a cron", namespace, name)
+            except ApiError as error:
+                if error.status != 404:
+                    raise
         for job_name in plan.delete_jobs:
             try:
                 await self.api.delete(job_path(namespace, job_name))
@@ -400,6 +407,15 @@ class Controller:
             except ApiError as error:
                 if error.status != 404:  # already gone: nothing left to mark
                     raise
+        if plan.delete_schedule:
+            # Completed and past ttlSecondsAfterCompleted; its Jobs go with it.
+            try:
+                await self.api.delete(schedule_path(namespace, name))
+                log.info("deleted Schedule %s/%s: ttlSecondsAfterCompleted", namespace, name)
+            except ApiError as error:
+                if error.status != 404:
+                    raise
+            return
         if plan.requeue_at is not None:
             self.timers.schedule(key, plan.requeue_at)
         else:

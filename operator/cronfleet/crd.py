@@ -47,6 +47,22 @@ _KEPT_KEYWORDS = (
 
 # Validations the API server enforces at apply time, beyond types and ranges.
 _VALIDATIONS: dict[str, list[dict[str, str]]] = {
+    "ScheduleSpec": [
+        {
+            "rule": "(has(self.cron) ? 1 : 0) + (has(self.every) ? 1 : 0) + (has(self.at) ? 1 : 0)"
+            " <= 1",
+            "message": "set at most one of cron, every and at (none: the Schedule runs only "
+            "on run-now)",
+        },
+        {
+            "rule": "!has(self.every) || duration(self.every) >= duration('10s')",
+            "message": "every must be at least 10s",
+        },
+        {
+            "rule": "!has(self.startTime) || !has(self.endTime) || self.endTime > self.startTime",
+            "message": "endTime must be after startTime",
+        },
+    ],
     "Backoff": [
         {
             # Written with has(): the API server also checks the `{}` default itself.
@@ -156,6 +172,8 @@ def status_schema() -> Schema:
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Schedule", "type": "string", "jsonPath": ".spec.cron"},
+    {"name": "Every", "type": "string", "jsonPath": ".spec.every", "priority": 1},
+    {"name": "At", "type": "string", "jsonPath": ".spec.at", "priority": 1},
     {"name": "TimeZone", "type": "string", "jsonPath": ".spec.timeZone"},
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Last Run", "type": "date", "jsonPath": ".status.lastRunTime"},

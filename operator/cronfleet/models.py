@@ -7,6 +7,7 @@ drift. Every field carries the description ``kubectl explain`` shows.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -63,6 +64,8 @@ class Phase(StrEnum):
     PAUSED = "Paused"
     FAILED = "Failed"
     INVALID = "Invalid"
+    # The last allowed run cycle ended (an `at` run, endTime, maxRuns) and succeeded.
+    COMPLETED = "Completed"
 
 
 class RunTrigger(StrEnum):
@@ -138,17 +141,66 @@ class HistoryPolicy(ApiModel):
 class ScheduleSpec(ApiModel):
     """When and what to run; the operator never writes it."""
 
-    cron: str = Field(
+    cron: str | None = Field(
+        default=None,
         description=(
             "When to run: a 5-field cron expression (minute hour day-of-month month "
             "day-of-week, e.g. '0 2 * * *'), one of @yearly, @annually, @monthly, @weekly, "
-            "@daily, @midnight, @hourly, or @every <duration> (e.g. '@every 90m', counted from "
-            "when the CronJob was created). Accepted exactly as a CronJob's schedule is. "
-            "Evaluated in timeZone."
+            "@daily, @midnight, @hourly, or @every <duration> (an alias of every). Accepted "
+            "exactly as a CronJob's schedule is; a CronJob runs it. Evaluated in timeZone. "
+            "At most one of cron, every and at; with none the Schedule runs only on run-now."
         ),
         min_length=1,
         max_length=256,
         pattern=CRON_PATTERN,
+    )
+    every: str | None = Field(
+        default=None,
+        description=(
+            "Run at a fixed interval in absolute time (daylight-saving changes do not move it): "
+            "hours, minutes and seconds such as 90m, 1h30m, 6h or 30s, at least 10s. Fire times "
+            "are startTime + k*every (k >= 0) when startTime is set, else creation + k*every "
+            "(k >= 1). The operator starts these runs itself."
+        ),
+        min_length=2,
+        max_length=32,
+        pattern=r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$",
+    )
+    at: datetime | None = Field(
+        default=None,
+        description=(
+            "Run once at this instant (RFC 3339). An instant already past when the Schedule "
+            "is created does not run. After that run's cycle the phase is Completed."
+        ),
+    )
+    start_time: datetime | None = Field(
+        default=None,
+        description="No scheduled run before this instant (RFC 3339); with every, it fires.",
+    )
+    end_time: datetime | None = Field(
+        default=None,
+        description=(
+            "No scheduled run at or after this instant (RFC 3339); then the phase is Completed "
+            "(or Failed if the last run cycle exhausted its retries)."
+        ),
+    )
+    max_runs: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "At most this many scheduled runs (retries and manual runs do not count); then "
+            "the phase is Completed (or Failed if the last cycle exhausted its retries)."
+        ),
+    )
+    ttl_seconds_after_completed: int | None = Field(
+        default=None,
+        ge=0,
+        le=31_536_000,
+        description=(
+            "Delete the Schedule (and so its Jobs) this many seconds after it is Completed. "
+            "Do not set it on Schedules a GitOps tool applies: it would create them again."
+        ),
     )
     time_zone: str = Field(
         default="UTC",
@@ -326,7 +378,9 @@ class MissedRun(ApiModel):
 class ScheduleStatus(ApiModel):
     """What the operator observed; written only by the operator."""
 
-    phase: Phase | None = Field(default=None, description="Active, Paused, Failed or Invalid.")
+    phase: Phase | None = Field(
+        default=None, description="Active, Paused, Failed, Invalid or Completed."
+    )
     message: str = Field(default="", description="Why the schedule is in its phase.")
     observed_generation: int | None = Field(
         default=None, description="The spec generation the status reflects."
@@ -339,6 +393,15 @@ class ScheduleStatus(ApiModel):
     last_run_time: str | None = Field(default=None, description="Last time a run started.")
     last_successful_time: str | None = Field(default=None, description="Last time a run succeeded.")
     last_failure_time: str | None = Field(default=None, description="Last time a run failed.")
+    remaining_runs: int | None = Field(
+        default=None, description="Scheduled runs left under spec.maxRuns."
+    )
+    scheduled_runs: int = Field(
+        default=0, description="Scheduled runs started, the ones spec.maxRuns counts."
+    )
+    completion_time: str | None = Field(
+        default=None, description="When the Schedule became Completed (RFC 3339)."
+    )
     retry_count: int = Field(default=0, description="Retries of the current failing run.")
     next_retry_time: str | None = Field(default=None, description="When the next retry starts.")
     retry_of: str | None = Field(

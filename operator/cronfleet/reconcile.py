@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from cronfleet.cadence import Cadence, CadenceKind, spec_cadence
 from cronfleet.clock import from_rfc3339, to_rfc3339
 from cronfleet.config import OperatorConfig
 from cronfleet.cronschedule import CronError, describe, next_fire_time, parse, zone
@@ -34,6 +35,7 @@ from cronfleet.tracking import (
     Blocked,
     Event,
     Observations,
+    runs_left,
     track,
 )
 from cronfleet.validation import ParamsCheck, Problem, missing_service_account, validate_spec
@@ -78,6 +80,8 @@ class Plan:
     requeue_at: datetime | None = None
     create_jobs: list[Manifest] = field(default_factory=list)
     delete_jobs: list[str] = field(default_factory=list)
+    delete_cronjob: bool = False  # the cadence is no longer a cron
+    delete_schedule: bool = False  # Completed, and its ttlSecondsAfterCompleted ran out
     recorded: list[str] = field(default_factory=list)  # Jobs to annotate as counted
     finished: list[RunRecord] = field(default_factory=list)
     missed: list[MissedRun] = field(default_factory=list)
@@ -156,13 +160,17 @@ def _lenient_spec(raw: Mapping[str, Any]) -> ScheduleSpec:
     return ScheduleSpec.model_construct(**values)
 
 
-def _never_fires(spec: ScheduleSpec, now: datetime) -> Problem | None:
+def _cadence(spec: ScheduleSpec, schedule: Mapping[str, Any]) -> Cadence | None:
     try:
-        parse(spec.cron)
-        zone(spec.time_zone)
-    except CronError:
+        return spec_cadence(spec, _created(schedule))
+    except (CronError, ValueError):
         return None  # reported by validation
-    if _next_run(spec.cron, spec.time_zone, now) is not None:
+
+
+def _never_fires(spec: ScheduleSpec, cadence: Cadence, now: datetime) -> Problem | None:
+    if cadence.kind is not CadenceKind.CRON or cadence.cron is None:
+        return None
+    if next_fire_time(cadence.cron, now, cadence.time_zone) is not None:
         return None
     return Problem(
         "cron",
@@ -172,11 +180,9 @@ def _never_fires(spec: ScheduleSpec, now: datetime) -> Problem | None:
     )
 
 
-def _next_run(
-    cron: str, time_zone: str, now: datetime, anchor: datetime | None = None
-) -> datetime | None:
+def _next_run(cron: str, time_zone: str, now: datetime) -> datetime | None:
     try:
-        return next_fire_time(parse(cron), now, zone(time_zone), anchor)
+        return next_fire_time(parse(cron), now, zone(time_zone))
     except CronError:
         return None
 
@@ -199,8 +205,11 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
             spec = None
         elif observed.service_account_exists is None:
             plan.wake(now + SERVICE_ACCOUNT_RECHECK)
-    if spec is not None:
-        never = _never_fires(spec, now)
+    cadence = _cadence(spec, schedule) if spec is not None else None
+    if spec is not None and cadence is None:
+        spec = None  # validation named the problem
+    if spec is not None and cadence is not None:
+        never = _never_fires(spec, cadence, now)
         if never is not None:
             problems.append(never)
             spec = None
@@ -225,9 +234,10 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
             pods=observed.pods,
             warm=observed.check_missed,
             last_schedule_time=_last_schedule_time(observed.cronjob),
-            cadence_anchor=_cadence_anchor(observed.cronjob),
             job_messages=observed.job_messages,
             record_only=spec is None,
+            cadence=cadence if spec is not None else None,
+            created=_created(schedule),
         ),
     )
     failed = tracking.failed
@@ -239,17 +249,43 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
     plan.missed = tracking.missed
     plan.wake(tracking.requeue_at)
 
-    # 3. Desired CronJob, applied only when the observed one lacks part of it.
+    # 3. The run cycle's end: an `at` run, the window's end, maxRuns reached.
+    scheduled_runs = int(tracking.updates.get("scheduledRuns") or 0)
+    left = runs_left(spec, scheduled_runs) if spec is not None else None
+    upcoming = cadence.next_after(now) if cadence is not None and left != 0 else None
+    finished_cadence = (
+        spec is not None
+        and cadence is not None
+        and cadence.kind is not CadenceKind.MANUAL
+        and upcoming is None
+    )
+    outside_window = cadence is not None and (
+        (cadence.start is not None and now < cadence.start) or upcoming is None
+    )
+    if cadence is not None and cadence.start is not None and now < cadence.start:
+        plan.wake(cadence.start)
+    if cadence is not None and cadence.end is not None and now < cadence.end:
+        plan.wake(cadence.end)
+    busy = any(not record.get("result") for record in tracking.updates.get("history") or [])
+    pending_retry = bool(tracking.updates.get("nextRetryTime"))
+    completed = finished_cadence and not busy and not pending_retry
+
+    # 4. Desired CronJob (a cron cadence only), applied when the observed one lacks part of it.
     cronjob = observed.cronjob
     halted = False
     if spec is not None:
         halted = spec.suspend or (failed and spec.retry.on_exhausted is OnExhausted.SUSPEND)
-        desired = desired_cronjob(
-            namespace, name, uid, spec, config, suspend=halted or tracking.hold_cronjob
-        )
+    if spec is not None and cadence is not None and cadence.native:
+        # startTime, endTime and maxRuns are enforced by suspending the CronJob.
+        suspend = halted or tracking.hold_cronjob or outside_window or completed
+        desired = desired_cronjob(namespace, name, uid, spec, config, suspend=suspend)
         if cronjob is None or not contains(cronjob, desired):
             plan.apply_cronjob = desired
             cronjob = desired
+    elif spec is not None and cronjob is not None:
+        # The cadence is no longer a cron: the operator runs it, and the CronJob goes.
+        plan.delete_cronjob = True
+        cronjob = None
 
     # 4. Status. nextRunTime follows the CronJob that is really in place: after
     # an invalid update that is still the last valid one. A CronJob held while a
@@ -263,18 +299,18 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
         new["cronJob"] = None
         new["lastRunTime"] = None
     next_run = None
-    held_only = spec is not None and not halted and tracking.hold_cronjob
-    if cron_spec and (not cron_spec.get("suspend") or held_only):
-        next_run = _next_run(
-            cron_spec["schedule"],
-            cron_spec.get("timeZone", "UTC"),
-            now,
-            _cadence_anchor(observed.cronjob),
+    if spec is not None and cadence is not None:
+        next_run = None if halted or completed else upcoming
+        new["scheduleDescription"] = cadence.describe()
+    else:
+        # An invalid update: the CronJob in place (the last valid one) still fires.
+        if cron_spec and not cron_spec.get("suspend"):
+            next_run = _next_run(cron_spec["schedule"], cron_spec.get("timeZone", "UTC"), now)
+        new["scheduleDescription"] = (
+            describe(cron_spec["schedule"], cron_spec.get("timeZone", "UTC")) if cron_spec else None
         )
     new["nextRunTime"] = to_rfc3339(next_run) if next_run else None
-    new["scheduleDescription"] = (
-        describe(cron_spec["schedule"], cron_spec.get("timeZone", "UTC")) if cron_spec else None
-    )
+    new["remainingRuns"] = left
 
     old_phase = status.get("phase")
     stalled = False
@@ -295,6 +331,23 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
         new.update(phase=Phase.FAILED.value, message=message)
         ready = ("False", "RetriesExhausted", message)
         stalled = suspended
+    elif spec is not None and cadence is not None and completed:
+        message = _completion_message(spec, cadence, scheduled_runs, status)
+        new.update(phase=Phase.COMPLETED.value, message=message)
+        ready = ("True", "Completed", message)
+        since = status.get("completionTime") if old_phase == Phase.COMPLETED.value else None
+        new["completionTime"] = since or to_rfc3339(now)
+        if old_phase != Phase.COMPLETED.value:
+            kind = "Warning" if scheduled_runs == 0 and spec.at is not None else "Normal"
+            plan.events.append(Event(kind, "Completed", message))
+        if spec.ttl_seconds_after_completed is not None:
+            expires = from_rfc3339(new["completionTime"]) + timedelta(
+                seconds=spec.ttl_seconds_after_completed
+            )
+            if now >= expires:
+                plan.delete_schedule = True
+            else:
+                plan.wake(expires)
     elif spec is not None and spec.suspend:
         message = "suspended by spec.suspend: no scheduled runs until it is false"
         new.update(phase=Phase.PAUSED.value, message=message)
@@ -321,6 +374,23 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
     return plan
 
 
+def _completion_message(
+    spec: ScheduleSpec, cadence: Cadence, scheduled_runs: int, status: Mapping[str, Any]
+) -> str:
+    if spec.max_runs is not None and scheduled_runs >= spec.max_runs:
+        return f"all {spec.max_runs} runs of maxRuns have run; the last run cycle succeeded"
+    if cadence.kind is CadenceKind.AT:
+        if scheduled_runs == 0:
+            return (
+                f"at {to_rfc3339(cadence.at) if cadence.at else ''} had already passed when the "
+                "Schedule was created: it does not run"
+            )
+        return "the one run at spec.at is done and succeeded"
+    if cadence.end is not None:
+        return f"endTime {to_rfc3339(cadence.end)} has passed; the last run cycle succeeded"
+    return "no fire time is left"
+
+
 def _last_schedule_time(cronjob: Mapping[str, Any] | None) -> datetime | None:
     value = ((cronjob or {}).get("status") or {}).get("lastScheduleTime")
     try:
@@ -329,15 +399,10 @@ def _last_schedule_time(cronjob: Mapping[str, Any] | None) -> datetime | None:
         return None
 
 
-def _cadence_anchor(cronjob: Mapping[str, Any] | None) -> datetime | None:
-    """Where an ``@every`` interval counts from, as the CronJob controller counts it:
-    the last fire time it started, else the CronJob's creation."""
-    last = _last_schedule_time(cronjob)
-    if last is not None:
-        return last
-    created = ((cronjob or {}).get("metadata") or {}).get("creationTimestamp")
+def _created(schedule: Mapping[str, Any]) -> datetime | None:
+    value = schedule["metadata"].get("creationTimestamp")
     try:
-        return from_rfc3339(created) if created else None
+        return from_rfc3339(value) if value else None
     except ValueError:
         return None
 

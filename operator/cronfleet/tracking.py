@@ -14,15 +14,17 @@ is annotated), whatever ``history.keep`` is.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from cronfleet.cadence import Cadence, CadenceKind, spec_cadence
 from cronfleet.clock import from_rfc3339, to_rfc3339
 from cronfleet.config import OperatorConfig
-from cronfleet.cronschedule import CronError, next_fire_time, parse, zone
+from cronfleet.cronschedule import CronError
 from cronfleet.manifests import Manifest, run_job
 from cronfleet.models import (
     ConcurrencyPolicy,
@@ -37,6 +39,7 @@ from cronfleet.naming import RECORDED_ANNOTATION, cronjob_name
 from cronfleet.runs import (
     PERMANENT_FAILURE_EXIT_CODE,
     blocked_by,
+    job_result,
     manual_job_name,
     origin_of,
     retry_delay,
@@ -136,12 +139,14 @@ class Observations:
     # The CronJob's status.lastScheduleTime: the latest fire time its
     # controller started a Job for, which no history limit trims.
     last_schedule_time: datetime | None = None
-    # Where an @every interval counts from (the CronJob's last fire or creation).
-    cadence_anchor: datetime | None = None
     # What the Jobs' FailedCreate events say, by Job name.
     job_messages: Mapping[str, str] = field(default_factory=dict)
     # The spec is invalid: runs are still recorded, no new Job is started.
     record_only: bool = False
+    # When the Schedule fires; None while its spec is invalid.
+    cadence: Cadence | None = None
+    # The Schedule's creation: fire times before it never run.
+    created: datetime | None = None
 
 
 @dataclass
@@ -161,6 +166,10 @@ class RunState:
     failed: bool
     missed_runs: list[MissedRun]
     checked_until: str | None
+    # Scheduled runs started (what maxRuns counts), and for cadences the
+    # operator runs itself, the last fire time it handled.
+    scheduled_runs: int
+    last_fire: str | None
 
     @classmethod
     def read(cls, status: Mapping[str, Any]) -> RunState:
@@ -180,6 +189,8 @@ class RunState:
             failed=status.get("phase") == "Failed",
             missed_runs=[MissedRun.model_validate(item) for item in status.get("missedRuns") or []],
             checked_until=status.get("missedRunsCheckedUntil"),
+            scheduled_runs=int(status.get("scheduledRuns") or 0),
+            last_fire=status.get("lastRunTime"),
         )
 
     def clear_retries(self) -> None:
@@ -228,6 +239,14 @@ def track(
     seen: Observations | None = None,
 ) -> Tracking:
     seen = seen or Observations(pods=pods, warm=check_missed)
+    if seen.cadence is None and not seen.record_only:
+        created = schedule["metadata"].get("creationTimestamp")
+        with contextlib.suppress(CronError, ValueError):
+            seen = replace(
+                seen,
+                cadence=spec_cadence(spec, from_rfc3339(created) if created else None),
+                created=seen.created or (from_rfc3339(created) if created else None),
+            )
     meta = schedule["metadata"]
     annotations: Mapping[str, str] = meta.get("annotations") or {}
     status: Mapping[str, Any] = schedule.get("status") or {}
@@ -243,6 +262,7 @@ def track(
     if not seen.record_only:
         _start_due_retry(state, schedule, spec, config, by_name, now, out)
         _run_now(state, schedule, spec, config, annotations, by_name, now, out)
+        _start_due_fire_time(state, schedule, spec, config, by_name, seen, now, out)
     elif annotations.get(RUN_NOW_ANNOTATION) not in (None, state.tokens.get("runNow")):
         token = annotations[RUN_NOW_ANNOTATION]
         state.tokens["runNow"] = token
@@ -252,6 +272,8 @@ def track(
             f"{RUN_NOW_ANNOTATION}={token} is refused: the spec is invalid (see the status "
             "message); fix it, then annotate with a new value",
         )
+    if seen.cadence is not None and not seen.cadence.native:
+        _trim_scheduled_jobs(state, spec, jobs, out)
     out.hold_cronjob = spec.concurrency_policy is ConcurrencyPolicy.FORBID and any(
         record.trigger is not RunTrigger.SCHEDULED for record in state.active()
     )
@@ -288,8 +310,16 @@ def track(
         "lastHandledTokens": state.tokens,
         "missedRuns": _dump(state.missed_runs[:MISSED_RUNS_KEPT]),
         "missedRunsCheckedUntil": state.checked_until,
+        "scheduledRuns": state.scheduled_runs,
     }
+    if seen.cadence is not None and not seen.cadence.native:
+        # The operator runs this cadence itself: the last fire time it handled.
+        out.updates["lastRunTime"] = state.last_fire
     return out
+
+
+def runs_left(spec: ScheduleSpec, scheduled_runs: int) -> int | None:
+    return None if spec.max_runs is None else max(0, spec.max_runs - scheduled_runs)
 
 
 # -- 1. reset ------------------------------------------------------------------------
@@ -358,6 +388,8 @@ def _record_runs(
         previous = state.history.get(name)
         pods = seen.pods.get(name, ())
         record = run_record(job, pods)
+        if previous is None and record.trigger is RunTrigger.SCHEDULED:
+            state.scheduled_runs += 1
         if previous is None and record.result is None:
             out.event(
                 "Normal",
@@ -708,6 +740,92 @@ def _run_now(
     )
 
 
+def _start_due_fire_time(
+    state: RunState,
+    schedule: Mapping[str, Any],
+    spec: ScheduleSpec,
+    config: OperatorConfig,
+    by_name: Mapping[str, Mapping[str, Any]],
+    seen: Observations,
+    now: datetime,
+    out: Tracking,
+) -> None:
+    """Start the run of an ``every`` or ``at`` fire time that is due, as a CronJob would.
+
+    Only the latest due fire time runs (within startingDeadlineSeconds); the
+    ones before it are missed runs. The Job's name comes from the fire time,
+    and the fire time is remembered in lastRunTime, so no restart starts it twice.
+    """
+    cadence = seen.cadence
+    if cadence is None or cadence.native or cadence.kind is CadenceKind.MANUAL:
+        return
+    halted = spec.suspend or (state.failed and spec.retry.on_exhausted is OnExhausted.SUSPEND)
+    left = runs_left(spec, state.scheduled_runs)
+    if halted or left == 0:
+        return
+    since = from_rfc3339(state.last_fire) if state.last_fire else seen.created or now
+    due = cadence.fire_times(since, now)
+    if not due:
+        upcoming = cadence.next_after(max(since, now))
+        if upcoming is not None:
+            out.wake(upcoming)
+        return
+    fire = due[-1]
+    upcoming = cadence.next_after(fire)
+    if upcoming is not None:
+        out.wake(upcoming)
+    deadline = fire + timedelta(seconds=spec.starting_deadline_seconds)
+    if now > deadline:
+        state.last_fire = to_rfc3339(fire)  # too late to start: a missed run
+        return
+    if not _make_room(state, spec, by_name, now, out):
+        out.wake(deadline)  # Forbid: wait for the running run, up to the deadline
+        return
+    meta = schedule["metadata"]
+    cronjob = cronjob_name(meta["name"])
+    out.create_jobs.append(
+        run_job(
+            meta["namespace"],
+            meta["name"],
+            meta["uid"],
+            spec,
+            config,
+            job_name=f"{cronjob}-{int(fire.timestamp())}",
+            trigger=RunTrigger.SCHEDULED,
+            attempt=0,
+            scheduled_time=to_rfc3339(fire),
+            origin=None,
+        )
+    )
+    state.last_fire = to_rfc3339(fire)
+
+
+def _trim_scheduled_jobs(
+    state: RunState, spec: ScheduleSpec, jobs: Sequence[Mapping[str, Any]], out: Tracking
+) -> None:
+    """The history limits a CronJob applies to its Jobs, for the scheduled Jobs the
+    operator starts itself: only counted ones go, the newest are kept."""
+    kept = {True: spec.history.successful_jobs, False: spec.history.failed_jobs}
+    finished = sorted(
+        (
+            job
+            for job in jobs
+            if trigger_of(job) is RunTrigger.SCHEDULED
+            and not _deleting(job)
+            and job_result(job) is not None
+            and job["metadata"]["name"] in state.recorded_jobs
+        ),
+        key=lambda job: str(job["metadata"].get("creationTimestamp") or ""),
+        reverse=True,
+    )
+    for job in finished:
+        succeeded = job_result(job) is RunResult.SUCCEEDED
+        if kept[succeeded] > 0:
+            kept[succeeded] -= 1
+        elif job["metadata"]["name"] not in out.delete_jobs:
+            out.delete_jobs.append(job["metadata"]["name"])
+
+
 # -- 5. missed runs --------------------------------------------------------------------
 
 
@@ -742,9 +860,8 @@ def _missed_runs(
     if suspended:
         state.checked_until = to_rfc3339(max(now, from_rfc3339(state.checked_until)))
         return
-    try:
-        cron, time_zone = parse(spec.cron), zone(spec.time_zone)
-    except CronError:
+    cadence = seen.cadence
+    if cadence is None or cadence.kind is CadenceKind.MANUAL:
         return
     deadline = timedelta(seconds=spec.starting_deadline_seconds) + MISSED_RUN_GRACE
     horizon = now - deadline
@@ -762,7 +879,7 @@ def _missed_runs(
     missed: list[MissedRun] = []
     moment = checked
     while len(missed) < MISSED_RUNS_PER_CHECK:
-        fire = next_fire_time(cron, moment, time_zone, seen.cadence_anchor)
+        fire = cadence.next_after(moment)
         if fire is None:
             break
         if fire not in ran:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from cronfleet.cadence import parse_every
 from cronfleet.cronrules import MIN_STARTING_DEADLINE_SECONDS, STARTING_DEADLINE_ALLOWED
 from cronfleet.cronschedule import CronError, parse, zone
 from cronfleet.models import MAX_PARAMS_BYTES, ScheduleSpec
@@ -69,10 +70,27 @@ def validate_spec(
         return None, problems
 
     problems = []
-    try:
-        parse(spec.cron)
-    except CronError as error:
-        problems.append(Problem("cron", repr(spec.cron), str(error)))
+    if spec.cron is not None:
+        try:
+            parse(spec.cron)
+        except CronError as error:
+            problems.append(Problem("cron", repr(spec.cron), str(error)))
+    if spec.every is not None:
+        try:
+            parse_every(spec.every)
+        except CronError as error:
+            problems.append(Problem("every", repr(spec.every), str(error)))
+    given = [name for name in ("cron", "every", "at") if getattr(spec, name) is not None]
+    if len(given) > 1:
+        problems.append(
+            Problem(
+                " and ".join(given),
+                "both set",
+                "a Schedule has at most one of cron, every and at (none: run-now only)",
+            )
+        )
+    if spec.start_time and spec.end_time and spec.end_time <= spec.start_time:
+        problems.append(Problem("endTime", spec.end_time.isoformat(), "it must be after startTime"))
     try:
         zone(spec.time_zone)
     except CronError as error:

@@ -46,14 +46,16 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 # Watch Schedules; write only their status (the spec belongs to users).
 - apiGroups: [cronfleet.io]
   resources: [schedules]
-  verbs: [get, list, watch]
+  # delete: a Completed Schedule whose ttlSecondsAfterCompleted ran out.
+  verbs: [get, list, watch, delete]
 - apiGroups: [cronfleet.io]
   resources: [schedules/status]
   verbs: [patch]
-# One CronJob per Schedule, written with server-side apply (create + patch).
+# One CronJob per cron Schedule, written with server-side apply (create + patch);
+# deleted when the cadence stops being a cron (every, at, run-now only).
 - apiGroups: [batch]
   resources: [cronjobs]
-  verbs: [get, list, watch, create, patch]
+  verbs: [get, list, watch, create, patch, delete]
 # Runs: watch them; create retry and manual runs; mark recorded runs; delete a run
 # that never started (startTimeoutSeconds) or that Replace stops.
 - apiGroups: [batch]

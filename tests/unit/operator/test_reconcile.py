@@ -215,3 +215,86 @@ def test_runs_are_still_recorded_while_a_later_spec_is_invalid() -> None:
     plan = decide(Observed(body, None, None, TASKS, jobs=[done]), CONFIG, NOW)
     assert plan.status_patch["phase"] == "Invalid"
     assert plan.status_patch["counts"]["succeeded"] == 1 and plan.recorded == ["sync-29000000"]
+
+
+def finished_job(name: str, fire: str, result: str = "Complete") -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "annotations": {
+                "cronfleet.io/trigger": "Scheduled",
+                "cronfleet.io/scheduled-time": fire,
+            },
+            "creationTimestamp": fire,
+        },
+        "status": {
+            "startTime": fire,
+            "completionTime": fire,
+            "conditions": [{"type": result, "status": "True"}],
+        },
+    }
+
+
+def at_schedule(at: str, **extra: Any) -> dict[str, Any]:
+    body = schedule(cron=None, at=at, **extra)
+    del body["spec"]["cron"]
+    body["metadata"]["creationTimestamp"] = "2026-11-24T07:00:00Z"
+    return body
+
+
+def test_an_at_schedule_has_no_cronjob_and_completes_after_its_run() -> None:
+    body = at_schedule("2026-11-24T09:00:00Z")
+    waiting = run(body)
+    assert waiting.apply_cronjob is None and waiting.status_patch["phase"] == "Active"
+    assert waiting.status_patch["nextRunTime"] == "2026-11-24T09:00:00Z"
+    assert waiting.status_patch["scheduleDescription"] == "Once at 2026-11-24 14:30 (Asia/Kolkata)"
+    later = datetime(2026, 11, 24, 9, 5, tzinfo=UTC)
+    done = finished_job("sync-1795510800", "2026-11-24T09:00:00Z")
+    plan = decide(Observed(body, None, None, TASKS, jobs=[done]), CONFIG, later)
+    assert plan.status_patch["phase"] == "Completed"
+    assert plan.status_patch["completionTime"] == "2026-11-24T09:05:00Z"
+    assert conditions(plan)["Ready"] == ("True", "Completed")
+    assert [e.reason for e in plan.events][-1] == "Completed"
+
+
+def test_a_completed_schedule_is_deleted_after_its_ttl() -> None:
+    body = at_schedule("2026-11-24T09:00:00Z", ttlSecondsAfterCompleted=60)
+    body["status"] = {"phase": "Completed", "completionTime": "2026-11-24T09:05:00Z"}
+    early = decide(
+        Observed(body, None, None, TASKS), CONFIG, datetime(2026, 11, 24, 9, 5, 30, tzinfo=UTC)
+    )
+    assert not early.delete_schedule and early.requeue_at == datetime(
+        2026, 11, 24, 9, 6, tzinfo=UTC
+    )
+    late = decide(
+        Observed(body, None, None, TASKS), CONFIG, datetime(2026, 11, 24, 9, 6, tzinfo=UTC)
+    )
+    assert late.delete_schedule
+
+
+def test_an_at_in_the_past_does_not_run_and_says_so() -> None:
+    plan = run(at_schedule("2026-11-24T06:00:00Z"))
+    assert plan.status_patch["phase"] == "Completed" and plan.create_jobs == []
+    assert "had already passed when the Schedule was created" in plan.status_patch["message"]
+    assert [(e.type, e.reason) for e in plan.events] == [("Warning", "Completed")]
+
+
+def test_a_cadence_that_is_no_longer_cron_deletes_the_cronjob() -> None:
+    body = schedule(every="90m")
+    del body["spec"]["cron"]
+    plan = run(body, cronjob={"metadata": {"name": "sync"}, "spec": {"schedule": "0 2 * * *"}})
+    assert plan.delete_cronjob and plan.apply_cronjob is None
+    assert plan.status_patch.get("cronJob") is None
+    manual = schedule()
+    del manual["spec"]["cron"]
+    only = run(manual)
+    assert only.status_patch["scheduleDescription"] == "Only when run manually"
+    assert only.status_patch["phase"] == "Active" and "nextRunTime" not in only.status_patch
+
+
+def test_max_runs_suspends_the_cronjob_and_completes() -> None:
+    done = finished_job("sync-29400000", "2026-11-23T20:30:00Z")
+    body = schedule(maxRuns=1)
+    plan = decide(Observed(body, None, None, TASKS, jobs=[done]), CONFIG, NOW)
+    assert plan.apply_cronjob is not None and plan.apply_cronjob["spec"]["suspend"] is True
+    assert plan.status_patch["phase"] == "Completed" and plan.status_patch["remainingRuns"] == 0

@@ -429,3 +429,53 @@ def test_the_landed_versions_status_and_jobs_are_read_without_recounting() -> No
         "sync", "sync-m-1f3a9c2e", 1
     )
     assert out.updates["history"][0]["result"] == "Failed"
+
+
+# -- cadences the operator runs itself -------------------------------------------------
+
+
+def created_at(body: dict[str, Any], when: datetime) -> dict[str, Any]:
+    body["metadata"]["creationTimestamp"] = to_rfc3339(when)
+    return body
+
+
+def test_an_interval_fire_time_starts_one_deterministic_job() -> None:
+    every = spec(cron=None, every="15s")
+    body = created_at(schedule(), NOW - timedelta(seconds=20))
+    out = track(body, every, [], {}, CONFIG, NOW)
+    [run] = out.create_jobs
+    fire = NOW - timedelta(seconds=5)
+    assert run["metadata"]["name"] == f"sync-{int(fire.timestamp())}"
+    assert run["metadata"]["annotations"]["cronfleet.io/trigger"] == "Scheduled"
+    assert run["metadata"]["annotations"]["cronfleet.io/scheduled-time"] == to_rfc3339(fire)
+    assert out.updates["lastRunTime"] == to_rfc3339(fire)
+    assert out.requeue_at == fire + timedelta(seconds=15)
+    # The same state again (a restart, a second reconcile) starts nothing more.
+    again = track(
+        created_at(schedule(out.updates), NOW - timedelta(seconds=20)), every, [], {}, CONFIG, NOW
+    )
+    assert again.create_jobs == []
+
+
+def test_an_interval_run_too_late_is_not_started_and_forbid_waits() -> None:
+    every = spec(cron=None, every="1h", startingDeadlineSeconds=60)
+    late = created_at(schedule(), NOW - timedelta(hours=1, minutes=5))
+    out = track(late, every, [], {}, CONFIG, NOW)
+    assert out.create_jobs == [] and out.updates["lastRunTime"] == to_rfc3339(
+        NOW - timedelta(minutes=5)
+    )
+    busy = running("sync-m-1", trigger="Manual")
+    status = track(schedule(), spec(), [busy], {}, CONFIG, NOW).updates
+    waiting = track(
+        created_at(schedule(status), NOW - timedelta(hours=1)), every, [busy], {}, CONFIG, NOW
+    )
+    assert waiting.create_jobs == [] and waiting.updates["lastRunTime"] is None
+
+
+def test_max_runs_counts_scheduled_runs_only() -> None:
+    every = spec(cron=None, every="15s", maxRuns=1)
+    ran = job("sync-1", "Succeeded")
+    manual = job("sync-m-1", "Succeeded", trigger="Manual")
+    body = created_at(schedule(), NOW - timedelta(minutes=5))
+    out = track(body, every, [ran, manual], {}, CONFIG, NOW)
+    assert out.updates["scheduledRuns"] == 1 and out.create_jobs == []
