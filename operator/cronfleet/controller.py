@@ -378,7 +378,7 @@ class Controller:
             if record.duration_seconds is not None:
                 metrics.run_duration.labels(namespace, name).observe(record.duration_seconds)
         for miss in plan.missed:
-            metrics.missed_runs.labels(namespace, name, miss_reason_label(miss.reason)).inc()
+            metrics.missed_runs.labels(namespace, name, miss_reason_label(miss.cause)).inc()
         if plan.delete_cronjob:
             try:
                 await self.api.delete(cronjob_path(namespace, cronjob_name(name)))

@@ -33,7 +33,7 @@ from cronfleet.cronschedule import (
     parse_go_duration,
     zone,
 )
-from cronfleet.models import Phase
+from cronfleet.models import MissCause, Phase
 
 logger = logging.getLogger(__name__)
 
@@ -450,6 +450,6 @@ class Metrics:
         start_http_server(port, registry=self.registry)
 
 
-def miss_reason_label(reason: str) -> str:
-    """A bounded label value for a missed run's cause."""
-    return "concurrency_forbid" if "concurrencyPolicy is Forbid" in reason else "not_started"
+def miss_reason_label(cause: str) -> str:
+    """A bounded label value for a missed run's cause (MissedRun.cause)."""
+    return "concurrency_forbid" if cause == MissCause.CONCURRENCY_FORBID else "not_started"

@@ -72,6 +72,21 @@ class RunTrigger(StrEnum):
     SCHEDULED = "Scheduled"
     MANUAL = "Manual"
     RETRY = "Retry"
+    # A fire time missed while runs could not start, run on recovery.
+    CATCH_UP = "CatchUp"
+    # A fire time of a past range, asked for with the backfill annotation.
+    BACKFILL = "Backfill"
+
+
+class MissCause(StrEnum):
+    NOT_STARTED = "NotStarted"
+    CONCURRENCY_FORBID = "ConcurrencyForbid"
+
+
+class CatchUpPolicy(StrEnum):
+    NONE = "None"
+    LATEST = "Latest"
+    ALL = "All"
 
 
 class RunResult(StrEnum):
@@ -121,6 +136,24 @@ class RetryPolicy(ApiModel):
             "its CronJob until reset; Continue marks it Failed but keeps the cadence, and the "
             "next scheduled run starts a fresh retry cycle."
         ),
+    )
+
+
+class CatchUp(ApiModel):
+    """What happens to fire times missed while runs could not start."""
+
+    policy: CatchUpPolicy = Field(
+        default=CatchUpPolicy.LATEST,
+        description=(
+            "None: missed fire times are only reported. Latest: the latest one, if nothing "
+            "ran since, is run once on recovery. All: each one is run, oldest first."
+        ),
+    )
+    window_seconds: int = Field(
+        default=3600,
+        ge=0,
+        le=31_536_000,
+        description="Only fire times missed at most this long ago are caught up.",
     )
 
 
@@ -306,6 +339,14 @@ class ScheduleSpec(ApiModel):
         description="Retries of failed runs, with backoff.",
         json_schema_extra={"default": {}},
     )
+    catch_up: CatchUp = Field(
+        default_factory=CatchUp,
+        description=(
+            "Run fire times missed while runs could not start (operator, controller-manager "
+            "or cluster down; a run skipped past startingDeadlineSeconds) on recovery."
+        ),
+        json_schema_extra={"default": {}},
+    )
     history: HistoryPolicy = Field(
         default_factory=HistoryPolicy,
         description="How much run history is kept.",
@@ -368,11 +409,24 @@ class RunCounts(ApiModel):
     missed: int = Field(default=0, description="Scheduled times that passed without a run.")
 
 
+class QueuedRun(ApiModel):
+    """A catch-up or backfill run waiting for its turn (concurrencyPolicy)."""
+
+    trigger: RunTrigger = Field(description="CatchUp or Backfill.")
+    scheduled_time: str = Field(description="The fire time it runs for.")
+    request: str = Field(default="", description="The backfill annotation's value.")
+
+
 class MissedRun(ApiModel):
     """A scheduled time that passed without a run."""
 
     scheduled_time: str = Field(description="When the run was due.")
     reason: str = Field(default="", description="Why it did not run, where known.")
+    cause: str = Field(
+        default="",
+        description="NotStarted (no Job started in time) or ConcurrencyForbid (the last run "
+        "still ran under Forbid).",
+    )
 
 
 class ScheduleStatus(ApiModel):
@@ -420,6 +474,10 @@ class ScheduleStatus(ApiModel):
     )
     missed_runs_checked_until: str | None = Field(
         default=None, description="Scheduled times up to this one were checked for misses."
+    )
+    queued_runs: list[QueuedRun] = Field(
+        default_factory=list,
+        description="Catch-up and backfill runs waiting to start, oldest first.",
     )
     recorded_jobs: list[str] = Field(
         default_factory=list,

@@ -249,3 +249,11 @@ def retry_job_name(cronjob: str, origin: str, attempt: int) -> str:
 
 def manual_job_name(cronjob: str, token: str) -> str:
     return _job_name(cronjob, "m", token)
+
+
+def catch_up_job_name(cronjob: str, fire_time: str) -> str:
+    return _job_name(cronjob, "c", fire_time)
+
+
+def backfill_job_name(cronjob: str, request: str, fire_time: str) -> str:
+    return _job_name(cronjob, "b", f"{request}|{fire_time}")

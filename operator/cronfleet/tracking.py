@@ -27,9 +27,12 @@ from cronfleet.config import OperatorConfig
 from cronfleet.cronschedule import CronError
 from cronfleet.manifests import Manifest, run_job
 from cronfleet.models import (
+    CatchUpPolicy,
     ConcurrencyPolicy,
+    MissCause,
     MissedRun,
     OnExhausted,
+    QueuedRun,
     RunRecord,
     RunResult,
     RunTrigger,
@@ -38,7 +41,9 @@ from cronfleet.models import (
 from cronfleet.naming import RECORDED_ANNOTATION, cronjob_name
 from cronfleet.runs import (
     PERMANENT_FAILURE_EXIT_CODE,
+    backfill_job_name,
     blocked_by,
+    catch_up_job_name,
     job_result,
     manual_job_name,
     origin_of,
@@ -50,6 +55,9 @@ from cronfleet.runs import (
 )
 
 RUN_NOW_ANNOTATION = "cronfleet.io/run-now"
+BACKFILL_ANNOTATION = "cronfleet.io/backfill"
+# Runs one backfill request may queue: a year of a daily Schedule is 365.
+MAX_BACKFILL_RUNS = 400
 RESET_ANNOTATION = "cronfleet.io/reset"
 MISSED_RUNS_KEPT = 20
 # Misses reported per reconcile at most: a long outage of an every-minute
@@ -80,6 +88,9 @@ class Reason(StrEnum):
     RUN_NOW_DEFERRED = "RunNowDeferred"
     RUN_NOW_REFUSED = "RunNowRefused"
     MISSED_RUN = "MissedRun"
+    CATCH_UP_QUEUED = "CatchUpQueued"
+    BACKFILL_QUEUED = "BackfillQueued"
+    BACKFILL_REFUSED = "BackfillRefused"
     RESUMED = "Resumed"
 
 
@@ -170,6 +181,8 @@ class RunState:
     # operator runs itself, the last fire time it handled.
     scheduled_runs: int
     last_fire: str | None
+    # Catch-up and backfill runs waiting for their turn.
+    queued: list[QueuedRun]
 
     @classmethod
     def read(cls, status: Mapping[str, Any]) -> RunState:
@@ -191,6 +204,7 @@ class RunState:
             checked_until=status.get("missedRunsCheckedUntil"),
             scheduled_runs=int(status.get("scheduledRuns") or 0),
             last_fire=status.get("lastRunTime"),
+            queued=_valid_queue(status.get("queuedRuns")),
         )
 
     def clear_retries(self) -> None:
@@ -203,6 +217,14 @@ class RunState:
 
     def active(self) -> list[RunRecord]:
         return [record for record in self.history.values() if record.result is None]
+
+
+def _valid_queue(items: Any) -> list[QueuedRun]:
+    queue = []
+    for item in items if isinstance(items, list) else []:
+        with contextlib.suppress(ValueError):
+            queue.append(QueuedRun.model_validate(item))
+    return queue
 
 
 def _valid_records(items: Any) -> list[RunRecord]:
@@ -263,6 +285,7 @@ def track(
         _start_due_retry(state, schedule, spec, config, by_name, now, out)
         _run_now(state, schedule, spec, config, annotations, by_name, now, out)
         _start_due_fire_time(state, schedule, spec, config, by_name, seen, now, out)
+        _backfill(state, spec, annotations, seen, out)
     elif annotations.get(RUN_NOW_ANNOTATION) not in (None, state.tokens.get("runNow")):
         token = annotations[RUN_NOW_ANNOTATION]
         state.tokens["runNow"] = token
@@ -274,6 +297,9 @@ def track(
         )
     if seen.cadence is not None and not seen.cadence.native:
         _trim_scheduled_jobs(state, spec, jobs, out)
+    # Catch-up runs are queued by the missed-run check; they start on the next look.
+    if not seen.record_only:
+        _start_queued(state, schedule, spec, config, by_name, out)
     out.hold_cronjob = spec.concurrency_policy is ConcurrencyPolicy.FORBID and any(
         record.trigger is not RunTrigger.SCHEDULED for record in state.active()
     )
@@ -311,6 +337,7 @@ def track(
         "missedRuns": _dump(state.missed_runs[:MISSED_RUNS_KEPT]),
         "missedRunsCheckedUntil": state.checked_until,
         "scheduledRuns": state.scheduled_runs,
+        "queuedRuns": _dump(state.queued),
     }
     if seen.cadence is not None and not seen.cadence.native:
         # The operator runs this cadence itself: the last fire time it handled.
@@ -388,7 +415,7 @@ def _record_runs(
         previous = state.history.get(name)
         pods = seen.pods.get(name, ())
         record = run_record(job, pods)
-        if previous is None and record.trigger is RunTrigger.SCHEDULED:
+        if previous is None and record.trigger in (RunTrigger.SCHEDULED, RunTrigger.CATCH_UP):
             state.scheduled_runs += 1
         if previous is None and record.result is None:
             out.event(
@@ -826,6 +853,104 @@ def _trim_scheduled_jobs(
             out.delete_jobs.append(job["metadata"]["name"])
 
 
+def _backfill(
+    state: RunState,
+    spec: ScheduleSpec,
+    annotations: Mapping[str, str],
+    seen: Observations,
+    out: Tracking,
+) -> None:
+    """``cronfleet.io/backfill: <from>/<to>``: one run per fire time in the range."""
+    value = annotations.get(BACKFILL_ANNOTATION)
+    if not value or value == state.tokens.get("backfill"):
+        return
+    state.tokens["backfill"] = value
+
+    def refuse(why: str) -> None:
+        out.event("Warning", Reason.BACKFILL_REFUSED, f"{BACKFILL_ANNOTATION}={value}: {why}")
+
+    try:
+        first, last = (from_rfc3339(part.strip()) for part in value.split("/"))
+    except ValueError:
+        refuse(
+            "write two RFC 3339 instants, <from>/<to>, "
+            "e.g. 2026-11-01T00:00:00Z/2026-11-02T00:00:00Z"
+        )
+        return
+    cadence = seen.cadence
+    if last < first:
+        refuse("the range ends before it starts")
+        return
+    if cadence is None or cadence.kind is CadenceKind.MANUAL:
+        refuse("the Schedule has no cadence, so the range has no fire times")
+        return
+    times = cadence.fire_times(first - timedelta(seconds=1), last)
+    if not times:
+        refuse("no fire time of the Schedule falls in the range")
+        return
+    taken = times[:MAX_BACKFILL_RUNS]
+    state.queued += [
+        QueuedRun(trigger=RunTrigger.BACKFILL, scheduled_time=to_rfc3339(fire), request=value)
+        for fire in taken
+    ]
+    capped = (
+        f" (the first {MAX_BACKFILL_RUNS} of {len(times)}: at most {MAX_BACKFILL_RUNS} per request)"
+        if len(times) > len(taken)
+        else ""
+    )
+    out.event(
+        "Normal",
+        Reason.BACKFILL_QUEUED,
+        f"{len(taken)} backfill runs for {to_rfc3339(taken[0])} to {to_rfc3339(taken[-1])}"
+        f"{capped}; they run one after another under concurrencyPolicy "
+        f"{spec.concurrency_policy.value}",
+    )
+
+
+def _queued_job_name(cronjob: str, queued: QueuedRun) -> str:
+    if queued.trigger is RunTrigger.BACKFILL:
+        return backfill_job_name(cronjob, queued.request, queued.scheduled_time)
+    return catch_up_job_name(cronjob, queued.scheduled_time)
+
+
+def _start_queued(
+    state: RunState,
+    schedule: Mapping[str, Any],
+    spec: ScheduleSpec,
+    config: OperatorConfig,
+    by_name: Mapping[str, Mapping[str, Any]],
+    out: Tracking,
+) -> None:
+    """Start waiting catch-up and backfill runs, oldest first, within concurrencyPolicy:
+    one at a time unless it is Allow (then a few at once); never while halted."""
+    if not state.queued:
+        return
+    if spec.suspend or (state.failed and spec.retry.on_exhausted is OnExhausted.SUSPEND):
+        return
+    meta = schedule["metadata"]
+    cronjob = cronjob_name(meta["name"])
+    active = [r for r in state.active() if r.job in by_name and not _deleting(by_name[r.job])]
+    running = len(active) + len(out.create_jobs)
+    limit = MAX_ACTIVE_MANUAL_RUNS if spec.concurrency_policy is ConcurrencyPolicy.ALLOW else 1
+    while state.queued and running < limit:
+        queued = state.queued.pop(0)
+        out.create_jobs.append(
+            run_job(
+                meta["namespace"],
+                meta["name"],
+                meta["uid"],
+                spec,
+                config,
+                job_name=_queued_job_name(cronjob, queued),
+                trigger=queued.trigger,
+                attempt=0,
+                scheduled_time=queued.scheduled_time,
+                origin=None,
+            )
+        )
+        running += 1
+
+
 # -- 5. missed runs --------------------------------------------------------------------
 
 
@@ -888,11 +1013,9 @@ def _missed_runs(
             if not settled and fire > horizon:
                 out.wake(fire + deadline)
                 break
+            cause, reason = _miss_reason(spec, list(state.history.values()), fire, cadence.native)
             missed.append(
-                MissedRun(
-                    scheduled_time=to_rfc3339(fire),
-                    reason=_miss_reason(spec, list(state.history.values()), fire),
-                )
+                MissedRun(scheduled_time=to_rfc3339(fire), reason=reason, cause=cause.value)
             )
         moment = fire
     state.checked_until = to_rfc3339(moment)
@@ -903,9 +1026,60 @@ def _missed_runs(
     state.counts["missed"] += len(missed)
     state.missed_runs = list(reversed(missed)) + state.missed_runs
     out.missed = missed
+    _queue_catch_up(state, spec, missed, latest_run, now, out)
 
 
-def _miss_reason(spec: ScheduleSpec, history: Sequence[RunRecord], fire: datetime) -> str:
+def _queue_catch_up(
+    state: RunState,
+    spec: ScheduleSpec,
+    missed: Sequence[MissedRun],
+    latest_run: datetime | None,
+    now: datetime,
+    out: Tracking,
+) -> None:
+    """Fire times missed while runs could not start, still inside the window, are run.
+
+    A run skipped because the previous one still ran under Forbid is the
+    policy at work, not an outage: it is reported, not caught up.
+    """
+    policy = spec.catch_up
+    if policy.policy is CatchUpPolicy.NONE:
+        return
+    window = timedelta(seconds=policy.window_seconds)
+    candidates = [
+        miss
+        for miss in missed
+        if miss.cause == MissCause.NOT_STARTED and now - from_rfc3339(miss.scheduled_time) <= window
+    ]
+    if policy.policy is CatchUpPolicy.LATEST:
+        newest = max(candidates, key=lambda miss: miss.scheduled_time, default=None)
+        ran_since = (
+            newest is not None
+            and latest_run is not None
+            and latest_run > from_rfc3339(newest.scheduled_time)
+        )
+        candidates = [] if newest is None or ran_since else [newest]
+        if candidates:
+            # Latest: an older catch-up still waiting is superseded.
+            state.queued = [q for q in state.queued if q.trigger is not RunTrigger.CATCH_UP]
+    queued = {(q.trigger, q.scheduled_time) for q in state.queued}
+    for miss in sorted(candidates, key=lambda miss: miss.scheduled_time):
+        if (RunTrigger.CATCH_UP, miss.scheduled_time) in queued:
+            continue
+        state.queued.append(
+            QueuedRun(trigger=RunTrigger.CATCH_UP, scheduled_time=miss.scheduled_time)
+        )
+        out.wake(now)  # started on the next look, within concurrencyPolicy
+        out.event(
+            "Normal",
+            Reason.CATCH_UP_QUEUED,
+            f"The missed fire time {miss.scheduled_time} runs now (catchUp {policy.policy.value})",
+        )
+
+
+def _miss_reason(
+    spec: ScheduleSpec, history: Sequence[RunRecord], fire: datetime, native: bool = True
+) -> tuple[MissCause, str]:
     for record in history:
         if not record.start_time:
             continue
@@ -913,8 +1087,13 @@ def _miss_reason(spec: ScheduleSpec, history: Sequence[RunRecord], fire: datetim
         ended = from_rfc3339(record.completion_time) if record.completion_time else None
         overlapping = started <= fire and (ended is None or ended > fire)
         if overlapping and spec.concurrency_policy is ConcurrencyPolicy.FORBID:
-            return f"run {record.job} was still running and concurrencyPolicy is Forbid"
+            return (
+                MissCause.CONCURRENCY_FORBID,
+                f"run {record.job} was still running and concurrencyPolicy is Forbid",
+            )
+    who = "the CronJob controller" if native else "the operator"
     return (
+        MissCause.NOT_STARTED,
         f"no Job started within startingDeadlineSeconds ({spec.starting_deadline_seconds}s); "
-        "the CronJob controller may have been unavailable"
+        f"{who} may have been unavailable",
     )

@@ -10,7 +10,14 @@ from typing import Any
 from cronfleet.clock import to_rfc3339
 from cronfleet.config import OperatorConfig
 from cronfleet.models import Backoff, ScheduleSpec
-from cronfleet.runs import manual_job_name, retry_delay, retry_job_name, scheduled_time
+from cronfleet.runs import (
+    backfill_job_name,
+    catch_up_job_name,
+    manual_job_name,
+    retry_delay,
+    retry_job_name,
+    scheduled_time,
+)
 from cronfleet.tracking import Observations, track
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -479,3 +486,68 @@ def test_max_runs_counts_scheduled_runs_only() -> None:
     body = created_at(schedule(), NOW - timedelta(minutes=5))
     out = track(body, every, [ran, manual], {}, CONFIG, NOW)
     assert out.updates["scheduledRuns"] == 1 and out.create_jobs == []
+
+
+# -- catch-up and backfill ---------------------------------------------------------------
+
+
+def test_a_fire_time_missed_in_an_outage_is_caught_up_once_with_latest() -> None:
+    checked = {"missedRunsCheckedUntil": to_rfc3339(NOW - timedelta(hours=2, minutes=30))}
+    # 08:00 and 09:00 were missed (nothing ran); 09:00 is the latest.
+    out = track(schedule(checked), spec(), [], {}, CONFIG, NOW)
+    assert [m.scheduled_time for m in out.missed] == [
+        "2026-11-24T08:00:00Z",
+        "2026-11-24T09:00:00Z",
+    ]
+    assert [q["scheduledTime"] for q in out.updates["queuedRuns"]] == ["2026-11-24T09:00:00Z"]
+    assert "CatchUpQueued" in [e.reason for e in out.events]
+    start = track(schedule({**checked, **out.updates}), spec(), [], {}, CONFIG, NOW)
+    [run] = start.create_jobs
+    assert run["metadata"]["name"] == catch_up_job_name("sync", "2026-11-24T09:00:00Z")
+    assert run["metadata"]["annotations"]["cronfleet.io/trigger"] == "CatchUp"
+    env = {
+        e["name"]: e.get("value") for e in run["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["CRONFLEET_SCHEDULED_TIME"] == "2026-11-24T09:00:00Z"
+    assert start.updates["queuedRuns"] == []
+
+
+def test_catch_up_all_runs_each_missed_time_and_none_only_reports() -> None:
+    checked = {"missedRunsCheckedUntil": to_rfc3339(NOW - timedelta(hours=2, minutes=30))}
+    every_one = track(
+        schedule(checked),
+        spec(catchUp={"policy": "All", "windowSeconds": 10800}),
+        [],
+        {},
+        CONFIG,
+        NOW,
+    )
+    assert len(every_one.updates["queuedRuns"]) == 2
+    only_reported = track(schedule(checked), spec(catchUp={"policy": "None"}), [], {}, CONFIG, NOW)
+    assert len(only_reported.missed) == 2 and only_reported.updates["queuedRuns"] == []
+    outside = track(schedule(checked), spec(catchUp={"windowSeconds": 600}), [], {}, CONFIG, NOW)
+    assert outside.updates["queuedRuns"] == []
+
+
+def test_backfill_queues_each_fire_time_and_runs_them_one_at_a_time_under_forbid() -> None:
+    policy = spec(cron="*/2 * * * *")
+    value = "2026-11-23T10:00:00Z/2026-11-23T10:08:00Z"
+    ask = {"cronfleet.io/backfill": value}
+    out = track(schedule(annotations=ask), policy, [], {}, CONFIG, NOW)
+    [first] = out.create_jobs
+    assert first["metadata"]["name"] == backfill_job_name("sync", value, "2026-11-23T10:00:00Z")
+    assert first["metadata"]["annotations"]["cronfleet.io/trigger"] == "Backfill"
+    assert [q["scheduledTime"][11:16] for q in out.updates["queuedRuns"]] == [
+        "10:02",
+        "10:04",
+        "10:06",
+        "10:08",
+    ]
+    assert "BackfillQueued" in [e.reason for e in out.events]
+    busy = running(first["metadata"]["name"], trigger="Backfill")
+    waiting = track(schedule(out.updates, annotations=ask), policy, [busy], {}, CONFIG, NOW)
+    assert waiting.create_jobs == []  # Forbid: one after another
+    refused = track(
+        schedule(annotations={"cronfleet.io/backfill": "yesterday"}), policy, [], {}, CONFIG, NOW
+    )
+    assert [e.reason for e in refused.events] == ["BackfillRefused"]
