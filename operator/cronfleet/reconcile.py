@@ -268,7 +268,8 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
         plan.wake(cadence.end)
     busy = any(not record.get("result") for record in tracking.updates.get("history") or [])
     pending_retry = bool(tracking.updates.get("nextRetryTime"))
-    completed = finished_cadence and not busy and not pending_retry
+    waiting = bool(tracking.updates.get("queuedRuns")) or bool(tracking.create_jobs)
+    completed = finished_cadence and not busy and not pending_retry and not waiting
 
     # 4. Desired CronJob (a cron cadence only), applied when the observed one lacks part of it.
     cronjob = observed.cronjob

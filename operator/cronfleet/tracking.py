@@ -791,6 +791,11 @@ def _start_due_fire_time(
     if halted or left == 0:
         return
     since = from_rfc3339(state.last_fire) if state.last_fire else seen.created or now
+    if state.last_fire is None and cadence.at is not None and cadence.at <= since:
+        # An `at` already past at creation runs only if a catch-up window covers it.
+        state.last_fire = to_rfc3339(cadence.at)
+        _queue_catch_up(state, spec, [to_rfc3339(cadence.at)], None, now, out)
+        return
     due = cadence.fire_times(since, now)
     if not due:
         upcoming = cadence.next_after(max(since, now))
@@ -802,14 +807,24 @@ def _start_due_fire_time(
     if upcoming is not None:
         out.wake(upcoming)
     deadline = fire + timedelta(seconds=spec.starting_deadline_seconds)
-    if now > deadline:
-        state.last_fire = to_rfc3339(fire)  # too late to start: a missed run
+    late = now > deadline
+    # Fire times the operator skips (it was down, or too late to start them) are
+    # missed runs, reported by the missed-run check; catch-up runs them now.
+    skipped = [to_rfc3339(time) for time in (due if late else due[:-1])]
+    ran = from_rfc3339(state.last_fire) if state.last_fire else None
+    _queue_catch_up(state, spec, skipped, ran if late else fire, now, out)
+    if late:
+        state.last_fire = to_rfc3339(fire)
+        return
+    meta = schedule["metadata"]
+    cronjob = cronjob_name(meta["name"])
+    job_name = f"{cronjob}-{int(fire.timestamp())}"
+    if job_name in by_name or job_name in state.recorded_jobs:
+        state.last_fire = to_rfc3339(fire)  # already started
         return
     if not _make_room(state, spec, by_name, now, out):
         out.wake(deadline)  # Forbid: wait for the running run, up to the deadline
         return
-    meta = schedule["metadata"]
-    cronjob = cronjob_name(meta["name"])
     out.create_jobs.append(
         run_job(
             meta["namespace"],
@@ -817,7 +832,7 @@ def _start_due_fire_time(
             meta["uid"],
             spec,
             config,
-            job_name=f"{cronjob}-{int(fire.timestamp())}",
+            job_name=job_name,
             trigger=RunTrigger.SCHEDULED,
             attempt=0,
             scheduled_time=to_rfc3339(fire),
@@ -1026,54 +1041,51 @@ def _missed_runs(
     state.counts["missed"] += len(missed)
     state.missed_runs = list(reversed(missed)) + state.missed_runs
     out.missed = missed
-    _queue_catch_up(state, spec, missed, latest_run, now, out)
+    if cadence.native:
+        # The operator's own cadences queue their catch-up the moment they skip a
+        # fire time (see _start_due_fire_time); the CronJob's are known only now.
+        not_started = [m.scheduled_time for m in missed if m.cause == MissCause.NOT_STARTED]
+        _queue_catch_up(state, spec, not_started, latest_run, now, out)
 
 
 def _queue_catch_up(
     state: RunState,
     spec: ScheduleSpec,
-    missed: Sequence[MissedRun],
+    fires: Sequence[str],
     latest_run: datetime | None,
     now: datetime,
     out: Tracking,
 ) -> None:
     """Fire times missed while runs could not start, still inside the window, are run.
 
-    A run skipped because the previous one still ran under Forbid is the
-    policy at work, not an outage: it is reported, not caught up.
+    ``fires`` are such fire times; ``latest_run`` is the latest fire time that
+    did run, so Latest skips a miss that a later run already made up for.
     """
     policy = spec.catch_up
     if policy.policy is CatchUpPolicy.NONE:
         return
     window = timedelta(seconds=policy.window_seconds)
-    candidates = [
-        miss
-        for miss in missed
-        if miss.cause == MissCause.NOT_STARTED and now - from_rfc3339(miss.scheduled_time) <= window
-    ]
-    if policy.policy is CatchUpPolicy.LATEST:
-        newest = max(candidates, key=lambda miss: miss.scheduled_time, default=None)
-        ran_since = (
-            newest is not None
-            and latest_run is not None
-            and latest_run > from_rfc3339(newest.scheduled_time)
-        )
-        candidates = [] if newest is None or ran_since else [newest]
+    caught = {r.scheduled_time for r in state.history.values() if r.trigger is RunTrigger.CATCH_UP}
+    candidates = sorted(
+        fire for fire in fires if now - from_rfc3339(fire) <= window and fire not in caught
+    )
+    if policy.policy is CatchUpPolicy.LATEST and candidates:
+        newest = candidates[-1]
+        ran_since = latest_run is not None and latest_run > from_rfc3339(newest)
+        candidates = [] if ran_since else [newest]
         if candidates:
             # Latest: an older catch-up still waiting is superseded.
             state.queued = [q for q in state.queued if q.trigger is not RunTrigger.CATCH_UP]
     queued = {(q.trigger, q.scheduled_time) for q in state.queued}
-    for miss in sorted(candidates, key=lambda miss: miss.scheduled_time):
-        if (RunTrigger.CATCH_UP, miss.scheduled_time) in queued:
+    for fire in candidates:
+        if (RunTrigger.CATCH_UP, fire) in queued:
             continue
-        state.queued.append(
-            QueuedRun(trigger=RunTrigger.CATCH_UP, scheduled_time=miss.scheduled_time)
-        )
+        state.queued.append(QueuedRun(trigger=RunTrigger.CATCH_UP, scheduled_time=fire))
         out.wake(now)  # started on the next look, within concurrencyPolicy
         out.event(
             "Normal",
             Reason.CATCH_UP_QUEUED,
-            f"The missed fire time {miss.scheduled_time} runs now (catchUp {policy.policy.value})",
+            f"The missed fire time {fire} runs now (catchUp {policy.policy.value})",
         )
 
 

@@ -373,6 +373,21 @@ def test_controller_down_across_a_fire_time_is_a_missed_run(
     assert ts(misses[-1]["scheduledTime"]) == fire
     assert "startingDeadlineSeconds" in misses[-1]["reason"]
     assert "MissedRun" in reasons(cluster, namespace, "outage")
+    # catchUp Latest (the default): the missed fire time runs once on recovery.
+    caught = eventually(
+        lambda: (
+            [
+                run
+                for run in history(cluster, namespace, "outage")
+                if run["trigger"] == "CatchUp" and run.get("result")
+            ]
+            or None
+        ),
+        timeout=60,
+        what="the catch-up run",
+    )
+    assert [ts(run["scheduledTime"]) for run in caught] == [fire]
+    assert caught[0]["result"] == "Succeeded"
 
 
 def test_metrics_endpoint_exports_every_series(

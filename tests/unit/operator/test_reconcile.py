@@ -259,7 +259,12 @@ def test_an_at_schedule_has_no_cronjob_and_completes_after_its_run() -> None:
 
 def test_a_completed_schedule_is_deleted_after_its_ttl() -> None:
     body = at_schedule("2026-11-24T09:00:00Z", ttlSecondsAfterCompleted=60)
-    body["status"] = {"phase": "Completed", "completionTime": "2026-11-24T09:05:00Z"}
+    body["status"] = {
+        "phase": "Completed",
+        "completionTime": "2026-11-24T09:05:00Z",
+        "lastRunTime": "2026-11-24T09:00:00Z",
+        "scheduledRuns": 1,
+    }
     early = decide(
         Observed(body, None, None, TASKS), CONFIG, datetime(2026, 11, 24, 9, 5, 30, tzinfo=UTC)
     )
@@ -298,3 +303,11 @@ def test_max_runs_suspends_the_cronjob_and_completes() -> None:
     plan = decide(Observed(body, None, None, TASKS, jobs=[done]), CONFIG, NOW)
     assert plan.apply_cronjob is not None and plan.apply_cronjob["spec"]["suspend"] is True
     assert plan.status_patch["phase"] == "Completed" and plan.status_patch["remainingRuns"] == 0
+
+
+def test_an_at_just_before_creation_runs_when_catch_up_covers_it() -> None:
+    body = at_schedule("2026-11-24T06:30:00Z", catchUp={"windowSeconds": 7200})
+    plan = run(body)
+    [caught] = plan.create_jobs
+    assert caught["metadata"]["annotations"]["cronfleet.io/trigger"] == "CatchUp"
+    assert plan.status_patch["phase"] == "Active"

@@ -468,9 +468,19 @@ def test_an_interval_run_too_late_is_not_started_and_forbid_waits() -> None:
     every = spec(cron=None, every="1h", startingDeadlineSeconds=60)
     late = created_at(schedule(), NOW - timedelta(hours=1, minutes=5))
     out = track(late, every, [], {}, CONFIG, NOW)
-    assert out.create_jobs == [] and out.updates["lastRunTime"] == to_rfc3339(
-        NOW - timedelta(minutes=5)
+    assert out.updates["lastRunTime"] == to_rfc3339(NOW - timedelta(minutes=5))
+    # Not started as a scheduled run; catchUp Latest (the default) runs it once.
+    [caught] = out.create_jobs
+    assert caught["metadata"]["annotations"]["cronfleet.io/trigger"] == "CatchUp"
+    none = track(
+        late,
+        spec(cron=None, every="1h", startingDeadlineSeconds=60, catchUp={"policy": "None"}),
+        [],
+        {},
+        CONFIG,
+        NOW,
     )
+    assert none.create_jobs == []
     busy = running("sync-m-1", trigger="Manual")
     status = track(schedule(), spec(), [busy], {}, CONFIG, NOW).updates
     waiting = track(
