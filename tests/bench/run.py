@@ -7,6 +7,7 @@ run: a bare client doing the same API writes with the same concurrency.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import subprocess
@@ -16,6 +17,8 @@ import time
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,12 @@ from cronfleet_devcluster.kube import (
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OPERATOR_NAMESPACE = "bench"
 FLOOR_NAMESPACE = "bench-floor"
+# (h)'s hourly Schedules have no fire time for this long after they are created.
+IDLE_GAP_SECONDS = 900
+# (g) waits this long after the interval for the Jobs of its last fire times.
+LATENESS_GRACE_SECONDS = 15
+# Groups the benchmark's interval Schedules, so waiting for them lists only them.
+GROUP_LABEL = "bench.cronfleet.io/group"
 
 
 def schedule(name: str) -> Object:
@@ -66,6 +75,29 @@ def cronjob(name: str) -> Object:
             },
         },
     }
+
+
+def interval_schedule(name: str, group: str, every_seconds: int, start: int) -> Object:
+    """A Schedule the operator runs itself: fire times are ``start + k*every`` (unix seconds)."""
+    return {
+        "apiVersion": "cronfleet.io/v1alpha1",
+        "kind": "Schedule",
+        "metadata": {"name": name, "labels": {GROUP_LABEL: group}},
+        "spec": {
+            "every": f"{every_seconds}s",
+            "startTime": rfc3339(start),
+            "task": "sleep",
+            "params": {"seconds": 0},
+        },
+    }
+
+
+def rfc3339(unix_seconds: int) -> str:
+    return datetime.fromtimestamp(unix_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def unix_seconds(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def api_requests(metrics_url: str) -> float:
@@ -119,6 +151,75 @@ def retry_latencies(kube: Kube, samples: int) -> list[float]:
     ]
 
 
+def wait_counter_still(metrics_url: str, still_seconds: float, timeout: float) -> None:
+    """Until the operator's request counter has not moved for ``still_seconds``: the
+    creates' trailing writes are over (a counter that never stops ends at ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    last = api_requests(metrics_url)
+    since = time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < still_seconds:
+        time.sleep(1)  # a scrape renders every Schedule's series: not too often
+        current = api_requests(metrics_url)
+        if current != last:
+            last, since = current, time.monotonic()
+
+
+@dataclass
+class Lateness:
+    """The Jobs the operator started for the fire times in one interval."""
+
+    seconds: list[float]
+    expected: int
+    complete: int
+
+
+def fire_lateness(kube: Kube, prefix: str, count: int, every: int, grace: int) -> Lateness:
+    """Seconds from each fire time to the ADDED watch event of its Job, over one interval.
+
+    creationTimestamp has whole seconds only, so the time the event arrives here
+    stands for the creation: it is later by the API server's watch delivery.
+    The watch starts before the interval, so every event in it arrives live;
+    each of the ``count`` Schedules has exactly one fire time in the interval.
+    """
+    version = kube.listing(JOBS, OPERATOR_NAMESPACE)["metadata"]["resourceVersion"]
+    window_start = math.ceil(time.time()) + 1
+    window_end = window_start + every
+    deadline = window_end + grace
+    lateness: dict[str, float] = {}
+    while len(lateness) < count and time.time() < deadline:
+        remaining = max(1, math.ceil(deadline - time.time()))
+        for event in kube.watch(JOBS, version, OPERATOR_NAMESPACE, timeout_seconds=remaining):
+            arrived = time.time()
+            job = event["object"]
+            version = job["metadata"]["resourceVersion"]
+            if event["type"] == "ERROR":
+                raise RuntimeError(f"the Job watch failed: {job}")
+            if event["type"] != "ADDED":
+                continue
+            meta = job["metadata"]
+            annotations = meta.get("annotations") or {}
+            scheduled = annotations.get("cronfleet.io/scheduled-time")
+            owner = (meta.get("labels") or {}).get("cronfleet.io/schedule", "")
+            if scheduled is None or not owner.startswith(prefix):
+                continue
+            fire = unix_seconds(scheduled)
+            if window_start <= fire < window_end:
+                lateness.setdefault(meta["name"], arrived - fire)
+            if len(lateness) >= count or arrived >= deadline:
+                break
+    complete = sum(
+        1
+        for job in kube.items(JOBS, OPERATOR_NAMESPACE)
+        if job["metadata"]["name"] in lateness and (job.get("status") or {}).get("succeeded")
+    )
+    return Lateness(sorted(lateness.values()), count, complete)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of sorted values."""
+    return values[max(0, math.ceil(len(values) * fraction) - 1)]
+
+
 def process_usage(pid: int) -> tuple[float, float]:
     """(RSS in MiB, CPU seconds) of a process."""
     rss_kib = 0
@@ -129,6 +230,18 @@ def process_usage(pid: int) -> tuple[float, float]:
     ticks = os.sysconf("SC_CLK_TCK")
     cpu = (int(fields[11]) + int(fields[12])) / ticks
     return rss_kib / 1024, cpu
+
+
+def wait_group_active(kube: Kube, group: str, count: int, timeout: float) -> None:
+    """Until ``count`` Schedules of a group are Active (interval ones have no CronJob)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        items = kube.items(SCHEDULES, OPERATOR_NAMESPACE, label_selector=f"{GROUP_LABEL}={group}")
+        active = sum(1 for item in items if (item.get("status") or {}).get("phase") == "Active")
+        if active >= count:
+            return
+        time.sleep(1)
+    raise RuntimeError(f"only some of {count} Schedules of {group} became Active in {timeout}s")
 
 
 def wait_all_active(kube: Kube, namespace: str, count: int, timeout: float) -> float:
@@ -158,7 +271,23 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--idle-seconds", type=int, default=60)
     parser.add_argument("--retry-samples", type=int, default=20)
+    parser.add_argument(
+        "--interval-schedules",
+        type=int,
+        # Each run is a local process of ~0.4 s CPU: two cores cannot start 1,000 a minute.
+        default=100,
+        help="(g) Schedules firing at --interval, their fire times spread across it",
+    )
+    parser.add_argument("--interval", type=int, default=60, help="(g) their every, in seconds")
+    parser.add_argument(
+        "--idle-interval-schedules",
+        type=int,
+        default=1000,
+        help="(h) every: 1h Schedules, measured for --idle-seconds with no fire time",
+    )
     args = parser.parse_args()
+    if args.interval < 10:
+        parser.error("--interval must be at least 10 (the shortest every)")
 
     binaries = ensure_binaries()
     directory = Path(tempfile.mkdtemp(prefix="cronfleet-bench-"))
@@ -254,6 +383,56 @@ def main() -> None:
 
             # (e) A failure seen -> its retry Job created, with zero backoff.
             retries = sorted(retry_latencies(kube, args.retry_samples))
+
+            # (h) Interval Schedules between fire times: every: 1h, fire times spread
+            # over the hour but none in the next IDLE_GAP_SECONDS, the rest of the run.
+            hourly = args.idle_interval_schedules
+            now = int(time.time())
+            first_fire = now + IDLE_GAP_SECONDS
+            parallel(
+                hourly,
+                args.concurrency,
+                lambda i: kube.create(
+                    SCHEDULES,
+                    interval_schedule(
+                        f"h-{i}",
+                        "hourly",
+                        3600,
+                        first_fire - 3600 + i * (3600 - IDLE_GAP_SECONDS) // hourly,
+                    ),
+                    OPERATOR_NAMESPACE,
+                ),
+            )
+            wait_group_active(kube, "hourly", hourly, 600)
+            wait_counter_still(metrics_url, 3, 30)
+            requests_before = api_requests(metrics_url)
+            time.sleep(args.idle_seconds)
+            hourly_requests = api_requests(metrics_url) - requests_before
+            hourly_per_hour = hourly_requests / hourly * 3600 / args.idle_seconds
+
+            # (g) Runs the operator starts itself: fire times spread over the interval,
+            # in steady state (the window opens once all of them are Active).
+            every = args.interval
+            count = args.interval_schedules
+            start = int(time.time()) - every
+            parallel(
+                count,
+                args.concurrency,
+                lambda i: kube.create(
+                    SCHEDULES,
+                    interval_schedule(f"g-{i}", "firing", every, start + i * every // count),
+                    OPERATOR_NAMESPACE,
+                ),
+            )
+            wait_group_active(kube, "firing", count, 600)
+            _, cpu_before_fires = process_usage(operator.pid)
+            fires = fire_lateness(kube, "g-", count, every, grace=LATENESS_GRACE_SECONDS)
+            _, cpu_after_fires = process_usage(operator.pid)
+            if time.time() >= first_fire:
+                raise SystemExit(
+                    f"the run outlasted (h)'s {IDLE_GAP_SECONDS} s without a fire time; "
+                    "its every: 1h Schedules started firing"
+                )
         finally:
             operator.terminate()
             operator.wait(30)
@@ -295,6 +474,44 @@ def main() -> None:
             "",
         ),
         ("(f) API requests per Schedule per hour, idle", f"{per_schedule_hour:.3f}", ""),
+    ]
+    lateness = fires.seconds
+    if lateness:
+        rows += [
+            (
+                f"(g) fire time -> Job ADDED, p50 ({every} s interval)",
+                f"{percentile(lateness, 0.5) * 1000:.0f} ms",
+                "",
+            ),
+            (
+                f"(g) fire time -> Job ADDED, p99 ({every} s interval)",
+                f"{percentile(lateness, 0.99) * 1000:.0f} ms",
+                f"{percentile(lateness, 0.99):.2f}x 1 s target",
+            ),
+            ("(g) fire time -> Job ADDED, max", f"{lateness[-1] * 1000:.0f} ms", ""),
+        ]
+    rows += [
+        (
+            "(g) Jobs started for one interval's fire times",
+            f"{len(lateness)}/{fires.expected}",
+            "",
+        ),
+        (
+            f"(g) of those, Complete {LATENESS_GRACE_SECONDS} s after the interval",
+            f"{fires.complete}",
+            "",
+        ),
+        (
+            "(g) operator CPU during the interval",
+            f"{cpu_after_fires - cpu_before_fires:.1f} s",
+            "",
+        ),
+        (
+            f"(h) API requests between fire times ({hourly} every-1h, {args.idle_seconds} s)",
+            f"{hourly_requests:.0f}",
+            "",
+        ),
+        ("(h) API requests per Schedule per hour, between fires", f"{hourly_per_hour:.3f}", ""),
     ]
     width = max(len(row[0]) for row in rows)
     print()

@@ -4,11 +4,18 @@ only, and no duplicate Job across an operator restart."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import yaml
+
 from cronfleet.clock import from_rfc3339, to_rfc3339
+from cronfleet.validation import validate_spec
 from cronfleet_devcluster.kube import CRONJOBS, JOBS, SCHEDULES, Object
 from cronfleet_devcluster.testing import eventually
 from tests.integration.conftest import Cluster, OperatorProcess
@@ -147,3 +154,26 @@ def wait_phase_long(
         return status if status.get("phase") == phase else None
 
     return eventually(probe, timeout=timeout, interval=0.5, what=f"{name} phase {phase}")
+
+
+def test_every_example_is_accepted_by_the_api_server(cluster: Cluster, crd: None) -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    result = cluster.kubectl("apply", "--dry-run=server", "-f", str(examples), check=False)
+    assert result.returncode == 0, result.stderr
+    for manifest in sorted(examples.glob("*.yaml")):
+        for document in yaml.safe_load_all(manifest.read_text()):
+            if document and document["kind"] == "Schedule":
+                spec, problems = validate_spec(document["spec"], None)
+                assert spec is not None and not problems, (manifest.name, problems)
+
+
+def test_the_readme_client_snippet_creates_a_one_time_schedule(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    script = Path(__file__).resolve().parents[2] / "examples" / "clients" / "escalate_ticket.py"
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
+    subprocess.run([sys.executable, str(script), namespace, "4711"], env=env, check=True)
+    status = wait_phase(cluster, namespace, "escalate-ticket-4711", "Active")
+    due = from_rfc3339(status["nextRunTime"]) - datetime.now(UTC)
+    assert timedelta(hours=47, minutes=59) < due <= timedelta(hours=48)
+    assert status["scheduleDescription"].startswith("Once at ")
