@@ -304,7 +304,12 @@ def track(
         record.trigger is not RunTrigger.SCHEDULED for record in state.active()
     )
 
-    suspended = spec.suspend or (state.failed and spec.retry.on_exhausted is OnExhausted.SUSPEND)
+    # No run is due once maxRuns is reached: later fire times are not misses.
+    suspended = (
+        spec.suspend
+        or (state.failed and spec.retry.on_exhausted is OnExhausted.SUSPEND)
+        or runs_left(spec, state.scheduled_runs) == 0
+    )
     if seen.warm and not seen.record_only:
         _missed_runs(state, status, spec, jobs, seen, now, suspended, generation_changed, out)
     elif state.checked_until is None or generation_changed:

@@ -561,3 +561,12 @@ def test_backfill_queues_each_fire_time_and_runs_them_one_at_a_time_under_forbid
         schedule(annotations={"cronfleet.io/backfill": "yesterday"}), policy, [], {}, CONFIG, NOW
     )
     assert [e.reason for e in refused.events] == ["BackfillRefused"]
+
+
+def test_fire_times_after_max_runs_are_not_missed() -> None:
+    status = {
+        "missedRunsCheckedUntil": to_rfc3339(NOW - timedelta(hours=3)),
+        "scheduledRuns": 2,
+    }
+    out = track(schedule(status), spec(maxRuns=2), [], {}, CONFIG, NOW)
+    assert out.missed == [] and out.create_jobs == []
