@@ -651,6 +651,33 @@ def _make_room(
     return True
 
 
+def _run(
+    schedule: Mapping[str, Any],
+    spec: ScheduleSpec,
+    config: OperatorConfig,
+    *,
+    job_name: str,
+    trigger: RunTrigger,
+    attempt: int,
+    scheduled_time: str | None,
+    origin: str | None,
+) -> Manifest:
+    """A Job the operator starts itself for this Schedule."""
+    meta = schedule["metadata"]
+    return run_job(
+        meta["namespace"],
+        meta["name"],
+        meta["uid"],
+        spec,
+        config,
+        job_name=job_name,
+        trigger=trigger,
+        attempt=attempt,
+        scheduled_time=scheduled_time,
+        origin=origin,
+    )
+
+
 def _start_due_retry(
     state: RunState,
     schedule: Mapping[str, Any],
@@ -691,16 +718,15 @@ def _start_due_retry(
                 "(concurrencyPolicy Forbid)",
             )
         return
-    meta = schedule["metadata"]
     origin = state.history.get(state.retry_of)
     out.create_jobs.append(
-        run_job(
-            meta["namespace"],
-            meta["name"],
-            meta["uid"],
+        _run(
+            schedule,
             spec,
             config,
-            job_name=retry_job_name(cronjob_name(meta["name"]), state.retry_of, state.retry_count),
+            job_name=retry_job_name(
+                cronjob_name(schedule["metadata"]["name"]), state.retry_of, state.retry_count
+            ),
             trigger=RunTrigger.RETRY,
             attempt=state.retry_count,
             scheduled_time=origin.scheduled_time if origin else None,
@@ -755,15 +781,12 @@ def _run_now(
         return
     state.tokens["runNow"] = token
     state.tokens.pop("runNowDeferred", None)
-    meta = schedule["metadata"]
     out.create_jobs.append(
-        run_job(
-            meta["namespace"],
-            meta["name"],
-            meta["uid"],
+        _run(
+            schedule,
             spec,
             config,
-            job_name=manual_job_name(cronjob_name(meta["name"]), token),
+            job_name=manual_job_name(cronjob_name(schedule["metadata"]["name"]), token),
             trigger=RunTrigger.MANUAL,
             attempt=0,
             scheduled_time=to_rfc3339(now),
@@ -831,10 +854,8 @@ def _start_due_fire_time(
         out.wake(deadline)  # Forbid: wait for the running run, up to the deadline
         return
     out.create_jobs.append(
-        run_job(
-            meta["namespace"],
-            meta["name"],
-            meta["uid"],
+        _run(
+            schedule,
             spec,
             config,
             job_name=job_name,
@@ -955,10 +976,8 @@ def _start_queued(
     while state.queued and running < limit:
         queued = state.queued.pop(0)
         out.create_jobs.append(
-            run_job(
-                meta["namespace"],
-                meta["name"],
-                meta["uid"],
+            _run(
+                schedule,
                 spec,
                 config,
                 job_name=_queued_job_name(cronjob, queued),
