@@ -816,9 +816,14 @@ def _start_due_fire_time(
         return
     halted = spec.suspend or (state.failed and spec.retry.on_exhausted is OnExhausted.SUSPEND)
     left = runs_left(spec, state.scheduled_runs)
-    if halted or left == 0:
-        return
     since = from_rfc3339(state.last_fire) if state.last_fire else seen.created or now
+    if halted or left == 0:
+        # Fire times while paused or failed are skipped, not missed: resuming
+        # neither starts nor catches them up.
+        passed = cadence.fire_times(since, now)
+        if passed:
+            state.last_fire = to_rfc3339(passed[-1])
+        return
     if state.last_fire is None and cadence.at is not None and cadence.at <= since:
         # An `at` already past at creation runs only if a catch-up window covers it.
         state.last_fire = to_rfc3339(cadence.at)

@@ -570,3 +570,15 @@ def test_fire_times_after_max_runs_are_not_missed() -> None:
     }
     out = track(schedule(status), spec(maxRuns=2), [], {}, CONFIG, NOW)
     assert out.missed == [] and out.create_jobs == []
+
+
+def test_interval_fire_times_while_paused_are_neither_run_nor_caught_up() -> None:
+    every = spec(cron=None, every="1h", startingDeadlineSeconds=60)
+    body = created_at(schedule(), NOW - timedelta(hours=3, minutes=5))
+    paused = track(body, spec(cron=None, every="1h", suspend=True), [], {}, CONFIG, NOW)
+    assert paused.create_jobs == []
+    assert paused.updates["lastRunTime"] == to_rfc3339(NOW - timedelta(minutes=5))
+    resumed = created_at(schedule(paused.updates), NOW - timedelta(hours=3, minutes=5))
+    resumed["metadata"]["generation"] = 2
+    out = track(resumed, every, [], {}, CONFIG, NOW)
+    assert out.create_jobs == [] and out.updates["queuedRuns"] == []
