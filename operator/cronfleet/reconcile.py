@@ -333,7 +333,7 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
         ready = ("False", "RetriesExhausted", message)
         stalled = suspended
     elif spec is not None and cadence is not None and completed:
-        message = _completion_message(spec, cadence, scheduled_runs, status)
+        message = _completion_message(spec, cadence, scheduled_runs, _created(schedule))
         new.update(phase=Phase.COMPLETED.value, message=message)
         ready = ("True", "Completed", message)
         since = status.get("completionTime") if old_phase == Phase.COMPLETED.value else None
@@ -376,17 +376,19 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
 
 
 def _completion_message(
-    spec: ScheduleSpec, cadence: Cadence, scheduled_runs: int, status: Mapping[str, Any]
+    spec: ScheduleSpec, cadence: Cadence, scheduled_runs: int, created: datetime | None
 ) -> str:
     if spec.max_runs is not None and scheduled_runs >= spec.max_runs:
         return f"all {spec.max_runs} runs of maxRuns have run; the last run cycle succeeded"
-    if cadence.kind is CadenceKind.AT:
-        if scheduled_runs == 0:
+    if cadence.kind is CadenceKind.AT and cadence.at is not None:
+        if scheduled_runs:
+            return "the one run at spec.at is done and succeeded"
+        if created is not None and cadence.at <= created:
             return (
-                f"at {to_rfc3339(cadence.at) if cadence.at else ''} had already passed when the "
-                "Schedule was created: it does not run"
+                f"at {to_rfc3339(cadence.at)} had already passed when the Schedule was "
+                "created: it does not run"
             )
-        return "the one run at spec.at is done and succeeded"
+        return f"at {to_rfc3339(cadence.at)} passed while the Schedule was suspended: no run"
     if cadence.end is not None:
         return f"endTime {to_rfc3339(cadence.end)} has passed; the last run cycle succeeded"
     return "no fire time is left"
