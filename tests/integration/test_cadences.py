@@ -49,7 +49,7 @@ def scheduled_jobs(cluster: Cluster, namespace: str) -> list[Object]:
 def test_every_runs_at_times_aligned_to_start_time(
     cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
-    start = soon(6)
+    start = soon(10)
     body = cadence_schedule("drain", every="10s", startTime=to_rfc3339(start))
     cluster.kube.create(SCHEDULES, body, namespace)
     status = wait_phase(cluster, namespace, "drain", "Active")
@@ -68,7 +68,7 @@ def test_every_runs_at_times_aligned_to_start_time(
 def test_at_runs_once_completes_and_is_deleted_by_its_ttl(
     cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
-    at = soon(5)
+    at = soon(12)
     body = cadence_schedule("escalate", at=to_rfc3339(at), ttlSecondsAfterCompleted=8)
     cluster.kube.create(SCHEDULES, body, namespace)
     status = wait_phase(cluster, namespace, "escalate", "Active")
@@ -77,7 +77,12 @@ def test_at_runs_once_completes_and_is_deleted_by_its_ttl(
     [run] = [r for r in done["history"] if r.get("result")]
     assert run["result"] == "Succeeded" and run["scheduledTime"] == to_rfc3339(at)
     assert done.get("nextRunTime") is None and done["completionTime"]
-    assert "Completed" in [e["reason"] for e in events_for(cluster, namespace, "escalate")]
+    # The event is posted right after the status that says Completed.
+    eventually(
+        lambda: "Completed" in [e["reason"] for e in events_for(cluster, namespace, "escalate")],
+        timeout=15,
+        what="the Completed event",
+    )
     eventually(
         lambda: cluster.kube.get_or_none(SCHEDULES, "escalate", namespace) is None,
         timeout=40,
