@@ -52,7 +52,12 @@ def test_continue_retries_every_failing_run(
     status = status_of(cluster, namespace, "flaky")
     assert status["phase"] == "Failed" and status["counts"]["failed"] == 6
     assert status.get("nextRetryTime") is None
-    assert reasons(cluster, namespace, "flaky").count("RetriesExhausted") == 3
+    # Events are posted right after the status write that records the run.
+    eventually(
+        lambda: reasons(cluster, namespace, "flaky").count("RetriesExhausted") == 3,
+        timeout=15,
+        what="three RetriesExhausted events",
+    )
 
 
 def test_a_missing_secret_is_reported_at_once_and_fails_the_run_as_blocked(
@@ -128,7 +133,11 @@ def test_a_job_deleted_mid_run_is_cancelled_not_retried(
     status = status_of(cluster, namespace, "long")
     assert status["counts"]["cancelled"] == 1 and status["counts"]["failed"] == 0
     assert status.get("retryCount", 0) == 0 and status.get("nextRetryTime") is None
-    assert "RunCancelled" in reasons(cluster, namespace, "long")
+    eventually(
+        lambda: "RunCancelled" in reasons(cluster, namespace, "long"),
+        timeout=15,
+        what="the RunCancelled event",
+    )
 
 
 def test_busy_schedules_with_short_history_report_no_missed_runs_and_replace_cancels(
