@@ -41,6 +41,10 @@ FLOOR_NAMESPACE = "bench-floor"
 IDLE_GAP_SECONDS = 900
 # (g) waits this long after the interval for the Jobs of its last fire times.
 LATENESS_GRACE_SECONDS = 15
+# (g') gives its Schedules this many times (b)'s time per Schedule to become Active
+# before their first fire time (plus UNRUN_LEAD_SECONDS).
+UNRUN_LEAD_FACTOR = 1.5
+UNRUN_LEAD_SECONDS = 5
 # Groups the benchmark's interval Schedules, so waiting for them lists only them.
 GROUP_LABEL = "bench.cronfleet.io/group"
 
@@ -170,19 +174,32 @@ class Lateness:
 
     seconds: list[float]
     expected: int
+    # Of those, how many had succeeded by the end of the grace period.
     complete: int
 
 
-def fire_lateness(kube: Kube, prefix: str, count: int, every: int, grace: int) -> Lateness:
+def fire_lateness(
+    kube: Kube,
+    prefix: str,
+    count: int,
+    every: int,
+    grace: int,
+    window_start: int | None = None,
+    await_complete: bool = True,
+) -> Lateness:
     """Seconds from each fire time to the ADDED watch event of its Job, over one interval.
 
     creationTimestamp has whole seconds only, so the time the event arrives here
     stands for the creation: it is later by the API server's watch delivery.
     The watch starts before the interval, so every event in it arrives live;
-    each of the ``count`` Schedules has exactly one fire time in the interval.
+    each of the ``count`` Schedules has exactly one fire time in the interval,
+    which starts at ``window_start`` (unix seconds; by default, in a second).
+    With ``await_complete``, it then waits up to ``grace`` seconds after the
+    interval for those Jobs to succeed.
     """
     version = kube.listing(JOBS, OPERATOR_NAMESPACE)["metadata"]["resourceVersion"]
-    window_start = math.ceil(time.time()) + 1
+    if window_start is None:
+        window_start = math.ceil(time.time()) + 1
     window_end = window_start + every
     deadline = window_end + grace
     lateness: dict[str, float] = {}
@@ -207,11 +224,16 @@ def fire_lateness(kube: Kube, prefix: str, count: int, every: int, grace: int) -
                 lateness.setdefault(meta["name"], arrived - fire)
             if len(lateness) >= count or arrived >= deadline:
                 break
-    complete = sum(
-        1
-        for job in kube.items(JOBS, OPERATOR_NAMESPACE)
-        if job["metadata"]["name"] in lateness and (job.get("status") or {}).get("succeeded")
-    )
+    complete = 0
+    while await_complete:
+        complete = sum(
+            1
+            for job in kube.items(JOBS, OPERATOR_NAMESPACE)
+            if job["metadata"]["name"] in lateness and (job.get("status") or {}).get("succeeded")
+        )
+        if complete >= len(lateness) or time.time() >= deadline:
+            break
+        time.sleep(1)
     return Lateness(sorted(lateness.values()), count, complete)
 
 
@@ -232,16 +254,18 @@ def process_usage(pid: int) -> tuple[float, float]:
     return rss_kib / 1024, cpu
 
 
-def wait_group_active(kube: Kube, group: str, count: int, timeout: float) -> None:
-    """Until ``count`` Schedules of a group are Active (interval ones have no CronJob)."""
+def wait_group_active(
+    kube: Kube, group: str, count: int, timeout: float, phase: str = "Active"
+) -> None:
+    """Until ``count`` Schedules of a group are in ``phase`` (interval ones have no CronJob)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         items = kube.items(SCHEDULES, OPERATOR_NAMESPACE, label_selector=f"{GROUP_LABEL}={group}")
-        active = sum(1 for item in items if (item.get("status") or {}).get("phase") == "Active")
-        if active >= count:
+        done = sum(1 for item in items if (item.get("status") or {}).get("phase") == phase)
+        if done >= count:
             return
         time.sleep(1)
-    raise RuntimeError(f"only some of {count} Schedules of {group} became Active in {timeout}s")
+    raise RuntimeError(f"only some of {count} Schedules of {group} became {phase} in {timeout}s")
 
 
 def wait_all_active(kube: Kube, namespace: str, count: int, timeout: float) -> float:
@@ -279,6 +303,12 @@ def main() -> None:
         help="(g) Schedules firing at --interval, their fire times spread across it",
     )
     parser.add_argument("--interval", type=int, default=60, help="(g) their every, in seconds")
+    parser.add_argument(
+        "--unrun-schedules",
+        type=int,
+        default=1000,
+        help="(g') Schedules firing at --interval with the node agent stopped (pods not run)",
+    )
     parser.add_argument(
         "--idle-interval-schedules",
         type=int,
@@ -428,6 +458,55 @@ def main() -> None:
             _, cpu_before_fires = process_usage(operator.pid)
             fires = fire_lateness(kube, "g-", count, every, grace=LATENESS_GRACE_SECONDS)
             _, cpu_after_fires = process_usage(operator.pid)
+
+            # (g') The operator's part alone, at 1,000 Schedules a minute: the node agent
+            # stops, so the Job controller's pods stay Pending and nothing runs. (g)'s
+            # Schedules are suspended first (nothing would run their next Jobs). Under
+            # concurrencyPolicy Forbid a Job still Pending skips the next fire time, so
+            # no fire time may fall before the interval: every Schedule's first fire time
+            # is its startTime, spread over the interval, which opens once all of them
+            # are Active (the lead is from (b)'s time per Schedule).
+            parallel(
+                count,
+                args.concurrency,
+                lambda i: kube.patch(
+                    SCHEDULES, f"g-{i}", {"spec": {"suspend": True}}, OPERATOR_NAMESPACE
+                ),
+            )
+            wait_group_active(kube, "firing", count, 120, phase="Paused")
+            plane.stop_component("node-agent")
+            unrun = args.unrun_schedules
+            lead = UNRUN_LEAD_SECONDS + UNRUN_LEAD_FACTOR * unrun * bulk / args.bulk
+            unrun_start = math.ceil(time.time() + lead)
+            parallel(
+                unrun,
+                args.concurrency,
+                lambda i: kube.create(
+                    SCHEDULES,
+                    interval_schedule(f"u-{i}", "unrun", every, unrun_start + i * every // unrun),
+                    OPERATOR_NAMESPACE,
+                ),
+            )
+            wait_group_active(kube, "unrun", unrun, 600)
+            wait_counter_still(metrics_url, 3, max(1.0, unrun_start - 1 - time.time()))
+            if time.time() >= unrun_start - 1:
+                raise SystemExit(
+                    f"(g')'s {unrun} Schedules were not Active and settled within the "
+                    f"{lead:.0f} s before their first fire time"
+                )
+            requests_before_unrun = api_requests(metrics_url)
+            _, cpu_before_unrun = process_usage(operator.pid)
+            unrun_fires = fire_lateness(
+                kube,
+                "u-",
+                unrun,
+                every,
+                grace=LATENESS_GRACE_SECONDS,
+                window_start=unrun_start,
+                await_complete=False,
+            )
+            _, cpu_after_unrun = process_usage(operator.pid)
+            unrun_requests = api_requests(metrics_url) - requests_before_unrun
             if time.time() >= first_fire:
                 raise SystemExit(
                     f"the run outlasted (h)'s {IDLE_GAP_SECONDS} s without a fire time; "
@@ -505,6 +584,42 @@ def main() -> None:
             "(g) operator CPU during the interval",
             f"{cpu_after_fires - cpu_before_fires:.1f} s",
             "",
+        ),
+    ]
+    unrun_lateness = unrun_fires.seconds
+    if unrun_lateness:
+        rows += [
+            (
+                f"(g') fire time -> Job ADDED, p50, {unrun} Schedules, pods not run",
+                f"{percentile(unrun_lateness, 0.5) * 1000:.0f} ms",
+                "",
+            ),
+            (
+                f"(g') fire time -> Job ADDED, p99, {unrun} Schedules, pods not run",
+                f"{percentile(unrun_lateness, 0.99) * 1000:.0f} ms",
+                f"{percentile(unrun_lateness, 0.99):.2f}x 1 s target",
+            ),
+            (
+                f"(g') fire time -> Job ADDED, max, {unrun} Schedules, pods not run",
+                f"{unrun_lateness[-1] * 1000:.0f} ms",
+                "",
+            ),
+        ]
+    rows += [
+        (
+            f"(g') Jobs started for one interval's fire times ({every} s)",
+            f"{len(unrun_lateness)}/{unrun_fires.expected}",
+            "",
+        ),
+        (
+            "(g') operator CPU during the interval",
+            f"{cpu_after_unrun - cpu_before_unrun:.1f} s",
+            "",
+        ),
+        (
+            "(g') operator API requests during the interval",
+            f"{unrun_requests:.0f}",
+            f"{unrun_requests / max(1, len(unrun_lateness)):.1f} per Job",
         ),
         (
             f"(h) API requests between fire times ({hourly} every-1h, {args.idle_seconds} s)",
