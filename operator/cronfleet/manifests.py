@@ -162,7 +162,8 @@ def run_job(
     scheduled_time: str | None,
     origin: str | None,
 ) -> Manifest:
-    """A retry or manual run: the CronJob's template, with its own trigger and attempt."""
+    """A run the operator starts itself (a retry, run-now, an interval or one-time fire
+    time, catch-up, backfill): the CronJob's template, with its own trigger and attempt."""
     annotations = {TRIGGER_ANNOTATION: trigger.value, ATTEMPT_ANNOTATION: str(attempt)}
     if scheduled_time:
         annotations[SCHEDULED_TIME_ANNOTATION] = scheduled_time

@@ -658,11 +658,12 @@ def _run(
     *,
     job_name: str,
     trigger: RunTrigger,
-    attempt: int,
     scheduled_time: str | None,
-    origin: str | None,
+    attempt: int = 0,
+    origin: str | None = None,
 ) -> Manifest:
-    """A Job the operator starts itself for this Schedule."""
+    """A Job the operator starts itself for this Schedule; only retries have an
+    attempt and an origin."""
     meta = schedule["metadata"]
     return run_job(
         meta["namespace"],
@@ -788,9 +789,7 @@ def _run_now(
             config,
             job_name=manual_job_name(cronjob_name(schedule["metadata"]["name"]), token),
             trigger=RunTrigger.MANUAL,
-            attempt=0,
             scheduled_time=to_rfc3339(now),
-            origin=None,
         )
     )
 
@@ -865,9 +864,7 @@ def _start_due_fire_time(
             config,
             job_name=job_name,
             trigger=RunTrigger.SCHEDULED,
-            attempt=0,
             scheduled_time=to_rfc3339(fire),
-            origin=None,
         )
     )
     state.last_fire = to_rfc3339(fire)
@@ -987,9 +984,7 @@ def _start_queued(
                 config,
                 job_name=_queued_job_name(cronjob, queued),
                 trigger=queued.trigger,
-                attempt=0,
                 scheduled_time=queued.scheduled_time,
-                origin=None,
             )
         )
         running += 1
