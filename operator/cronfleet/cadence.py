@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from cronfleet.cronschedule import (
@@ -34,6 +35,9 @@ MIN_EVERY_SECONDS = 10
 EVERY_PATTERN = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 # A walk over fire times in a range stops after this many.
 MAX_FIRE_TIMES = 10_000
+# How far ahead a cron's period looks: a year covers every pattern (weekends,
+# short months, February, a once-a-year date).
+PERIOD_WINDOW = timedelta(days=366)
 
 
 class CadenceKind(StrEnum):
@@ -135,14 +139,78 @@ class Cadence:
             return f"Once at {_local(self.at, self.time_zone)} ({self.zone_name})"
         return "Only when run manually"
 
-    def period_seconds(self) -> float | None:
+    def period_seconds(self, now: datetime | None = None) -> float | None:
+        """The longest wait between two fire times from ``now`` on; None for at and manual."""
         if self.kind is CadenceKind.EVERY:
             return float(self.every_seconds)
+        if self.kind is CadenceKind.CRON and self.cron is not None:
+            return longest_cron_gap(self.cron, self.time_zone, now or datetime.now(UTC))
         return None
 
 
 def _local(moment: datetime, time_zone: ZoneInfo) -> str:
     return moment.astimezone(time_zone).strftime("%Y-%m-%d %H:%M")
+
+
+def longest_cron_gap(
+    spec: CronSpec, time_zone: ZoneInfo, start: datetime, window: timedelta = PERIOD_WINDOW
+) -> float | None:
+    """The longest time between two consecutive fire times from ``start`` on, in seconds.
+
+    A weekday schedule's period is the weekend, not the one day a Thursday
+    would show. Every firing day has the same times of day, so the work is
+    one step a day, even for ``* * * * *``: the gaps inside a day are
+    computed once, and between days from the last time of one firing day to
+    the first of the next. Only days whose UTC offset changes (daylight
+    saving) are walked fire time by fire time, where a time may not exist or
+    exist twice.
+    """
+    times_of_day = sorted(
+        timedelta(hours=hour, minutes=minute) for hour in spec.hours for minute in spec.minutes
+    )
+    if not times_of_day:
+        return None
+    longest = max(
+        ((later - earlier).total_seconds() for earlier, later in pairwise(times_of_day)),
+        default=0.0,
+    )
+    day = start.astimezone(time_zone).date()
+    window_end = (start + window).astimezone(time_zone).date()
+    # As far as next_fire_time looks: a 29 February is the rarest date cron has.
+    horizon = window_end + timedelta(days=366 * 5)
+    previous_last: datetime | None = None
+    while day <= horizon:
+        midnight = datetime(day.year, day.month, day.day, tzinfo=time_zone)
+        following = midnight + timedelta(days=1)
+        fires: list[datetime] = []
+        if day.month in spec.months and spec.day_matches(midnight):
+            if midnight.utcoffset() == following.utcoffset():
+                # The gaps between days need only a day's first and last time.
+                fires = [(midnight + times_of_day[i]).astimezone(UTC) for i in (0, -1)]
+            else:
+                fires = _fires_between(spec, time_zone, midnight, following)
+                gaps = ((b - a).total_seconds() for a, b in pairwise(fires))
+                longest = max([longest, *gaps])
+        if fires:
+            if previous_last is not None:
+                longest = max(longest, (fires[0] - previous_last).total_seconds())
+                if day > window_end:
+                    return longest
+            previous_last = fires[-1]
+        day += timedelta(days=1)
+    # Fewer than two fire times: no period.
+    return None
+
+
+def _fires_between(
+    spec: CronSpec, time_zone: ZoneInfo, since: datetime, until: datetime
+) -> list[datetime]:
+    fires: list[datetime] = []
+    moment = next_fire_time(spec, since - timedelta(seconds=1), time_zone)
+    while moment is not None and moment < until:
+        fires.append(moment)
+        moment = next_fire_time(spec, moment, time_zone)
+    return fires
 
 
 def cadence_of(
@@ -205,6 +273,7 @@ __all__ = [
     "Cadence",
     "CadenceKind",
     "cadence_of",
+    "longest_cron_gap",
     "parse_every",
     "spec_cadence",
 ]

@@ -55,6 +55,7 @@ Body = dict[str, Any]
 ERROR_BACKOFF_MAX = 60.0
 WARM_UP = timedelta(seconds=10)
 FAILURES_BEFORE_EVENT = 3
+EVENT_LOOKUP_INTERVAL = timedelta(seconds=15)
 
 
 def known_tasks(config: OperatorConfig) -> frozenset[str] | None:
@@ -94,6 +95,9 @@ class Controller:
     service_accounts: set[Key] = field(default_factory=set)
     # What the FailedCreate events of a Job whose pod could not be created say.
     job_messages: dict[Key, str] = field(default_factory=dict)
+    # When each pod-less Job's events may be read again: one read per Job per
+    # EVENT_LOOKUP_INTERVAL, however often its Schedule is reconciled.
+    job_lookups: dict[Key, datetime] = field(default_factory=dict)
     # The API server's refusal of a Schedule's CronJob, by the generation it was for.
     rejections: dict[Key, tuple[int, str]] = field(default_factory=dict)
     # Schedules by the (namespace, ServiceAccount) their spec names.
@@ -103,7 +107,8 @@ class Controller:
 
     def __post_init__(self) -> None:
         self.queue: WorkQueue[Key] = WorkQueue()
-        self.timers: Timers[Key] = Timers(self.clock, self.queue.add)
+        # A timer that comes due is a run or a check due now: it goes first.
+        self.timers: Timers[Key] = Timers(self.clock, self.queue.add_urgent)
         self.background: list[asyncio.Task[None]] = []
         self.instance = os.environ.get("HOSTNAME") or socket.gethostname()
         # Missed runs are judged only once the first listings of Jobs are in:
@@ -158,6 +163,7 @@ class Controller:
             jobs.pop(meta["name"], None)
             self.pods.pop((meta["namespace"], meta["name"]), None)
             self.job_messages.pop((meta["namespace"], meta["name"]), None)
+            self.job_lookups.pop((meta["namespace"], meta["name"]), None)
         elif not _older(body, jobs.get(meta["name"])):
             jobs[meta["name"]] = dict(body)
         key = self._schedule_of(meta)
@@ -426,8 +432,9 @@ class Controller:
     ) -> None:
         """Read why the Job controller could not create a run's pod, once per Job.
 
-        Only Jobs with no pod at all past the grace period are looked up, so a
-        healthy Schedule costs no request here.
+        Only Jobs with no pod at all past the grace period are looked up, each
+        at most once per EVENT_LOOKUP_INTERVAL, so a healthy Schedule costs no
+        request here and a slow Job controller costs one read per Job in 15 s.
         """
         for job in jobs:
             job_name = job["metadata"]["name"]
@@ -438,8 +445,10 @@ class Controller:
                 or self.pods.get((namespace, job_name))
                 or not created
                 or now - from_rfc3339(created) < NO_POD_GRACE
+                or now < self.job_lookups.get((namespace, job_name), now)
             ):
                 continue
+            self.job_lookups[(namespace, job_name)] = now + EVENT_LOOKUP_INTERVAL
             try:
                 found = await self.api.request(
                     "GET",

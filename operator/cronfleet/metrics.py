@@ -14,25 +14,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from itertools import pairwise
+from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from cronfleet.cadence import cadence_of
 from cronfleet.clock import from_rfc3339
-from cronfleet.cronschedule import (
-    CronError,
-    CronSpec,
-    Interval,
-    next_fire_time,
-    parse,
-    parse_go_duration,
-    zone,
-)
+from cronfleet.cronschedule import CronError
 from cronfleet.models import MissCause, Phase
 
 logger = logging.getLogger(__name__)
@@ -49,73 +40,9 @@ RUN_RESULTS = {"succeeded": "Succeeded", "failed": "Failed", "cancelled": "Cance
 # Exported at 0 even before the status has them, so the first run is an increase.
 ALWAYS_EXPORTED_RESULTS = ("succeeded", "failed")
 RUN_BLOCKED_CONDITION = "RunBlocked"
-# How far ahead the period looks: a year covers every cron pattern (weekends,
-# short months, February, a once-a-year date).
-PERIOD_WINDOW = timedelta(days=366)
 # Bad Schedules are logged once each; the bound keeps a flood of them from
 # growing memory.
 _LOGGED_LIMIT = 1000
-
-
-def longest_cron_gap(
-    spec: CronSpec, time_zone: ZoneInfo, start: datetime, window: timedelta = PERIOD_WINDOW
-) -> float | None:
-    """The longest time between two consecutive fire times from ``start`` on, in seconds.
-
-    A weekday schedule's period is the weekend, not the one day a Thursday
-    would show. Every firing day has the same times of day, so the work is
-    one step a day, even for ``* * * * *``: the gaps inside a day are
-    computed once, and between days from the last time of one firing day to
-    the first of the next. Only days whose UTC offset changes (daylight
-    saving) are walked fire time by fire time, where a time may not exist or
-    exist twice.
-    """
-    times_of_day = sorted(
-        timedelta(hours=hour, minutes=minute) for hour in spec.hours for minute in spec.minutes
-    )
-    if not times_of_day:
-        return None
-    longest = max(
-        ((later - earlier).total_seconds() for earlier, later in pairwise(times_of_day)),
-        default=0.0,
-    )
-    day = start.astimezone(time_zone).date()
-    window_end = (start + window).astimezone(time_zone).date()
-    # As far as next_fire_time looks: a 29 February is the rarest date cron has.
-    horizon = window_end + timedelta(days=366 * 5)
-    previous_last: datetime | None = None
-    while day <= horizon:
-        midnight = datetime(day.year, day.month, day.day, tzinfo=time_zone)
-        following = midnight + timedelta(days=1)
-        fires: list[datetime] = []
-        if day.month in spec.months and spec.day_matches(midnight):
-            if midnight.utcoffset() == following.utcoffset():
-                # The gaps between days need only a day's first and last time.
-                fires = [(midnight + times_of_day[i]).astimezone(UTC) for i in (0, -1)]
-            else:
-                fires = _fires_between(spec, time_zone, midnight, following)
-                gaps = ((b - a).total_seconds() for a, b in pairwise(fires))
-                longest = max([longest, *gaps])
-        if fires:
-            if previous_last is not None:
-                longest = max(longest, (fires[0] - previous_last).total_seconds())
-                if day > window_end:
-                    return longest
-            previous_last = fires[-1]
-        day += timedelta(days=1)
-    # Fewer than two fire times: no period.
-    return None
-
-
-def _fires_between(
-    spec: CronSpec, time_zone: ZoneInfo, since: datetime, until: datetime
-) -> list[datetime]:
-    fires: list[datetime] = []
-    moment = next_fire_time(spec, since - timedelta(seconds=1), time_zone)
-    while moment is not None and moment < until:
-        fires.append(moment)
-        moment = next_fire_time(spec, moment, time_zone)
-    return fires
 
 
 class _Broken:
@@ -150,38 +77,35 @@ class ScheduleCollector(Collector):
     ) -> None:
         self._schedules = schedules
         self._now = now
-        self._periods: dict[tuple[str, str], float | _Broken | None] = {}
+        self._periods: dict[tuple[str, str, str], float | _Broken | None] = {}
         self._errors_total = 0
         self._logged: set[tuple[str, str, str]] = set()
 
-    def period(self, expression: str, time_zone: str) -> float | None:
+    def period(self, cron: str | None, every: str | None, time_zone: str) -> float | None:
         """The longest wait between two runs, for "no success in N periods" alerts.
 
-        Cached per expression and zone: Schedules mostly share a few
-        expressions, and the walk is a few hundred steps.
+        Cached per cadence and zone: Schedules mostly share a few cadences,
+        and a cron's walk is a few hundred steps.
         """
-        key = (expression, time_zone)
+        key = (cron or "", every or "", time_zone)
         if key not in self._periods:
             try:
-                self._periods[key] = self._compute_period(expression, time_zone)
+                self._periods[key] = self._compute_period(cron, every, time_zone)
             except Exception:
                 self._periods[key] = _BROKEN
                 raise
         cached = self._periods[key]
         if isinstance(cached, _Broken):
-            raise ValueError(f"no period for {expression!r} in time zone {time_zone!r}")
+            raise ValueError(f"no period for {cron or every!r} in time zone {time_zone!r}")
         return cached
 
-    def _compute_period(self, expression: str, time_zone: str) -> float | None:
+    def _compute_period(self, cron: str | None, every: str | None, time_zone: str) -> float | None:
         try:
-            cadence = parse(expression)
-            if isinstance(cadence, Interval):
-                return float(cadence.seconds)
-            tz = zone(time_zone)
+            cadence = cadence_of(cron=cron, every=every, at=None, time_zone=time_zone)
         except CronError:
             # An Invalid Schedule: its status says why; it has no period.
             return None
-        return longest_cron_gap(cadence, tz, self._now())
+        return cadence.period_seconds(self._now())
 
     def describe(self) -> Iterable[Metric]:
         # Without this the registry would call collect() at registration.
@@ -267,16 +191,12 @@ class ScheduleCollector(Collector):
             )
 
         def period() -> Iterator[tuple[list[str], float]]:
-            every = spec.get("every")
-            if every:
-                try:
-                    seconds: float | None = parse_go_duration(str(every)) / 1e9
-                except CronError:
-                    seconds = None  # an Invalid Schedule, as for a bad cron
-            elif spec.get("cron"):
-                seconds = self.period(str(spec["cron"]), str(spec.get("timeZone") or "UTC"))
-            else:
-                seconds = None
+            cron, every = spec.get("cron"), spec.get("every")
+            seconds = self.period(
+                str(cron) if cron else None,
+                str(every) if every else None,
+                str(spec.get("timeZone") or "UTC"),
+            )
             if seconds:
                 yield [], seconds
 

@@ -42,12 +42,18 @@ BLOCKING_WAIT_REASONS = frozenset(
         "RunContainerError",
     }
 )
-# How long a Job may have no pod at all before that counts as blocked: the Job
+# How long a Job may have no pod before the operator reads its events: the Job
 # controller creates pods within a second or two, unless the API server refuses
 # them (a missing PriorityClass, a quota, PodSecurity), which it reports only as
-# FailedCreate events on the Job.
+# FailedCreate events on the Job. A FailedCreate event blocks the run at once.
 NO_POD_GRACE = timedelta(seconds=8)
 NO_POD_REASON = "FailedCreate"
+# With no pod and no FailedCreate event, the Job controller is behind (its
+# client is rate-limited: 20 requests a second by default, shared by every
+# controller) or not running. Only a wait this long counts as blocked, so a
+# busy controller-manager does not raise false alarms.
+NO_POD_SILENT_GRACE = timedelta(seconds=60)
+NO_POD_SILENT_REASON = "PodNotCreated"
 
 
 def _condition(job: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
@@ -179,8 +185,16 @@ def blocked_by(
     if pods or (job.get("spec") or {}).get("suspend"):
         return None
     created = job["metadata"].get("creationTimestamp")
-    if created and now - from_rfc3339(created) >= NO_POD_GRACE:
-        return NO_POD_REASON, job_message or "the Job controller could not create the run's pod"
+    if not created:
+        return None
+    waited = now - from_rfc3339(created)
+    if job_message and waited >= NO_POD_GRACE:
+        return NO_POD_REASON, job_message
+    if waited >= NO_POD_SILENT_GRACE:
+        return NO_POD_SILENT_REASON, (
+            f"the Job has had no pod for {int(waited.total_seconds())}s and no FailedCreate "
+            "event: the Job controller (kube-controller-manager) is stopped or far behind"
+        )
     return None
 
 

@@ -40,6 +40,8 @@ from cronfleet.models import (
 )
 from cronfleet.naming import RECORDED_ANNOTATION, cronjob_name
 from cronfleet.runs import (
+    NO_POD_GRACE,
+    NO_POD_SILENT_GRACE,
     PERMANENT_FAILURE_EXIT_CODE,
     backfill_job_name,
     blocked_by,
@@ -92,6 +94,7 @@ class Reason(StrEnum):
     BACKFILL_QUEUED = "BackfillQueued"
     BACKFILL_REFUSED = "BackfillRefused"
     RESUMED = "Resumed"
+    RUN_OUTSIDE_WINDOW = "RunOutsideWindow"
 
 
 class EndReason(StrEnum):
@@ -403,6 +406,33 @@ def _counted(state: RunState, job: Mapping[str, Any]) -> bool:
     )
 
 
+def _outside_window(
+    cadence: Cadence | None, spec: ScheduleSpec, state: RunState, record: RunRecord
+) -> str:
+    """Why a CronJob's new run falls outside startTime, endTime or maxRuns ("" if it does not).
+
+    The operator suspends the CronJob outside the window, but the CronJob
+    controller starts a fire time it missed while suspended as soon as it is
+    resumed (within startingDeadlineSeconds, or at all without one), and a
+    fire time at endTime may come before the suspension does.
+    """
+    if (
+        cadence is None
+        or not cadence.native
+        or record.trigger is not RunTrigger.SCHEDULED
+        or not record.scheduled_time
+    ):
+        return ""
+    fire = from_rfc3339(record.scheduled_time)
+    if cadence.start is not None and fire < cadence.start:
+        return f"before startTime {to_rfc3339(cadence.start)}"
+    if cadence.end is not None and fire >= cadence.end:
+        return f"at or after endTime {to_rfc3339(cadence.end)}"
+    if runs_left(spec, state.scheduled_runs) == 0:
+        return f"after the last of maxRuns ({spec.max_runs})"
+    return ""
+
+
 def _record_runs(
     state: RunState,
     spec: ScheduleSpec,
@@ -420,6 +450,19 @@ def _record_runs(
         previous = state.history.get(name)
         pods = seen.pods.get(name, ())
         record = run_record(job, pods)
+        if previous is None and not _deleting(job):
+            outside = _outside_window(seen.cadence, spec, state, record)
+            if outside:
+                # Stopped, listed in the ledger so it is looked at once, never counted.
+                state.record(name)
+                out.delete_jobs.append(name)
+                out.event(
+                    "Warning",
+                    Reason.RUN_OUTSIDE_WINDOW,
+                    f"The CronJob started {name} for {record.scheduled_time}, {outside}: "
+                    "the run is stopped and not counted",
+                )
+                continue
         if previous is None and record.trigger in (RunTrigger.SCHEDULED, RunTrigger.CATCH_UP):
             state.scheduled_runs += 1
         if previous is None and record.result is None:
@@ -459,8 +502,12 @@ def _blocked_state(
     blocked = blocked_by(job, pods, now, seen.job_messages.get(name, ""))
     if blocked is None:
         if not pods and not (job.get("spec") or {}).get("suspend"):
-            # No pod yet: look again when a missing pod would count as blocked.
-            out.wake(created + timedelta(seconds=9))
+            # No pod yet: look again when the Job's events are read, and when
+            # a missing pod counts as blocked even without one.
+            for wait in (NO_POD_GRACE, NO_POD_SILENT_GRACE):
+                if now < created + wait:
+                    out.wake(created + wait + timedelta(seconds=1))
+                    break
         return record
     reason, message = blocked
     deadline = created + timedelta(seconds=spec.start_timeout_seconds)

@@ -75,3 +75,17 @@ def test_bad_intervals_are_refused(text: str) -> None:
 def test_two_cadences_at_once_are_refused() -> None:
     with pytest.raises(CronError, match="at most one cadence"):
         cadence_of(cron="0 * * * *", every="1h", at=None, time_zone="UTC")
+
+
+def test_every_kind_answers_its_period_for_missed_run_alerts() -> None:
+    def period(**given: str | datetime | None) -> float | None:
+        fields: dict[str, str | datetime | None] = {"cron": None, "every": None, "at": None}
+        cadence = cadence_of(**{**fields, **given}, time_zone="UTC")  # type: ignore[arg-type]
+        return cadence.period_seconds(T0)
+
+    # T0 is a Tuesday: the longest gap of a weekday cron is still the weekend.
+    assert period(cron="0 9 * * 1-5") == 3 * 86400
+    assert period(cron="@every 45s") == 45
+    assert period(every="2h") == 7200
+    assert period(at=T0) is None
+    assert period() is None

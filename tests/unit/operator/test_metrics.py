@@ -11,8 +11,9 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from cronfleet.cadence import longest_cron_gap
 from cronfleet.cronschedule import CronSpec, parse
-from cronfleet.metrics import Metrics, ScheduleCollector, longest_cron_gap
+from cronfleet.metrics import Metrics, ScheduleCollector
 
 THURSDAY = datetime(2026, 11, 26, 12, tzinfo=UTC)
 DAY = 86400.0
@@ -189,7 +190,7 @@ def test_bad_fields_drop_only_their_own_series_and_are_counted(
 def test_a_period_that_cannot_be_computed_is_counted_at_every_scrape(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import cronfleet.metrics as module  # noqa: PLC0415
+    import cronfleet.cadence as module  # noqa: PLC0415
 
     def broken(*_: Any) -> float | None:
         raise RuntimeError("the time zone database is unreadable")
@@ -256,8 +257,8 @@ def test_period_is_the_longest_gap_whatever_day_it_is_measured() -> None:
 
 def test_period_of_every_and_interval_schedules() -> None:
     collector = ScheduleCollector(list, now=lambda: THURSDAY)
-    assert collector.period("@every 90m", "UTC") == 5400
-    assert collector.period("@every 1h30m", "Europe/Berlin") == 5400
+    assert collector.period("@every 90m", None, "UTC") == 5400
+    assert collector.period(None, "1h30m", "Europe/Berlin") == 5400
     samples = scrape(
         schedule("every", spec={"cron": "@every 45s"}),
         schedule("interval", spec={"cron": None, "every": "2h"}),
@@ -274,7 +275,7 @@ def test_period_of_every_and_interval_schedules() -> None:
 
 def test_period_is_cached_per_expression_and_zone(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    import cronfleet.metrics as module  # noqa: PLC0415
+    import cronfleet.cadence as module  # noqa: PLC0415
 
     real = module.longest_cron_gap
 
@@ -286,8 +287,8 @@ def test_period_is_cached_per_expression_and_zone(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(module, "longest_cron_gap", counting)
     collector = ScheduleCollector(list, now=lambda: THURSDAY)
     for _ in range(3):
-        assert collector.period("0 9 * * 1-5", "UTC") == 3 * DAY
-    collector.period("0 9 * * 1-5", "Europe/Berlin")
+        assert collector.period("0 9 * * 1-5", None, "UTC") == 3 * DAY
+    collector.period("0 9 * * 1-5", None, "Europe/Berlin")
     assert calls == ["0 9 * * 1-5", "0 9 * * 1-5"]
 
 

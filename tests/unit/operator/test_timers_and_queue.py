@@ -56,3 +56,33 @@ def test_work_queue_deduplicates_and_requeues_changes_during_work() -> None:
         return taken
 
     assert asyncio.run(scenario()) == ["a", "b", "a"]
+
+
+def test_a_due_timer_goes_before_queued_status_changes() -> None:
+    async def scenario() -> list[str]:
+        queue: WorkQueue[str] = WorkQueue()
+        for key in ("job-update-1", "job-update-2", "fire-time"):
+            queue.add(key)
+        queue.add_urgent("fire-time")  # already queued: raised, not queued twice
+        queue.add_urgent("retry-due")
+        assert len(queue) == 4
+        taken = [await queue.get() for _ in range(4)]
+        for key in taken:
+            queue.done(key)
+        assert queue.idle() and len(queue) == 0
+        return taken
+
+    assert asyncio.run(scenario()) == ["fire-time", "retry-due", "job-update-1", "job-update-2"]
+
+
+def test_an_urgent_change_during_work_is_served_first_once_the_worker_is_done() -> None:
+    async def scenario() -> list[str]:
+        queue: WorkQueue[str] = WorkQueue()
+        queue.add("a")
+        held = await queue.get()
+        queue.add("b")
+        queue.add_urgent("a")  # its timer came due while a worker held it
+        queue.done(held)
+        return [await queue.get(), await queue.get()]
+
+    assert asyncio.run(scenario()) == ["a", "b"]

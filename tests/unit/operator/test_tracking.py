@@ -582,3 +582,56 @@ def test_interval_fire_times_while_paused_are_neither_run_nor_caught_up() -> Non
     resumed["metadata"]["generation"] = 2
     out = track(resumed, every, [], {}, CONFIG, NOW)
     assert out.create_jobs == [] and out.updates["queuedRuns"] == []
+
+
+def test_a_job_with_no_pod_and_no_failed_create_event_is_blocked_only_after_a_minute() -> None:
+    # A busy controller-manager creates pods late; that alone is no alarm.
+    slow = running("sync-29000000", created=NOW - timedelta(seconds=20))
+    waiting = track(schedule(), spec(), [slow], {}, CONFIG, NOW)
+    assert waiting.blocked is None
+    assert [e.reason for e in waiting.events] == ["RunStarted"]
+    assert waiting.requeue_at == NOW + timedelta(seconds=41)
+    stopped = running("sync-29000000", created=NOW - timedelta(seconds=61))
+    out = track(schedule(), spec(), [stopped], {}, CONFIG, NOW)
+    assert out.blocked is not None and out.blocked.reason == "PodNotCreated"
+    assert "kube-controller-manager" in out.blocked.message
+
+
+def cronjob_run(name: str, fire: datetime) -> dict[str, Any]:
+    body = running(name, created=fire)
+    body["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"] = to_rfc3339(
+        fire
+    )
+    return body
+
+
+def test_a_cronjob_run_for_a_fire_time_outside_the_window_is_stopped_and_not_counted() -> None:
+    # Resumed at startTime, the CronJob controller starts the fire time it
+    # missed while suspended: 10:00, before a startTime of 10:00:30.
+    window = spec(
+        cron="* * * * *",
+        startTime=to_rfc3339(NOW + timedelta(seconds=30)),
+        endTime=to_rfc3339(NOW + timedelta(minutes=3)),
+        maxRuns=5,
+    )
+    early = cronjob_run("sync-29000000", NOW)
+    out = track(schedule(), window, [early], {}, CONFIG, NOW + timedelta(seconds=31))
+    assert out.delete_jobs == ["sync-29000000"]
+    assert out.updates["history"] == [] and out.updates["scheduledRuns"] == 0
+    [event] = out.events
+    assert (event.type, event.reason) == ("Warning", "RunOutsideWindow")
+    assert "before startTime 2026-11-24T10:00:30Z" in event.message
+    again = track(schedule(out.updates), window, [early], {}, CONFIG, NOW + timedelta(seconds=32))
+    assert again.events == [] and again.delete_jobs == []
+
+    inside = cronjob_run("sync-29000001", NOW + timedelta(minutes=1))
+    kept = track(
+        schedule(out.updates), window, [early, inside], {}, CONFIG, NOW + timedelta(minutes=1)
+    )
+    assert kept.delete_jobs == [] and kept.updates["scheduledRuns"] == 1
+    assert [entry["job"] for entry in kept.updates["history"]] == ["sync-29000001"]
+
+    late = cronjob_run("sync-29000003", NOW + timedelta(minutes=3))
+    ended = track(schedule(kept.updates), window, [late], {}, CONFIG, NOW + timedelta(minutes=3))
+    assert ended.delete_jobs == ["sync-29000003"]
+    assert "at or after endTime" in ended.events[0].message
