@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from cronfleet.chains import UpstreamView, find_cycle, valid_cycles
 from cronfleet.clock import Clock, SystemClock, from_rfc3339, to_rfc3339
 from cronfleet.config import OperatorConfig
 from cronfleet.kubeapi import (
@@ -102,6 +103,9 @@ class Controller:
     rejections: dict[Key, tuple[int, str]] = field(default_factory=dict)
     # Schedules by the (namespace, ServiceAccount) their spec names.
     account_users: dict[Key, set[Key]] = field(default_factory=dict)
+    # Downstream Schedules by the upstream their spec.after names (which may
+    # not exist yet): a finishing upstream cycle queues just these.
+    downstreams: dict[Key, set[Key]] = field(default_factory=dict)
     tasks: frozenset[str] | None = None
     metrics: Metrics | None = None
 
@@ -131,6 +135,7 @@ class Controller:
         label = (meta["namespace"], labels(meta["name"])[SCHEDULE_LABEL])
         self._index_account(key, body if event_type != "DELETED" else None)
         if event_type == "DELETED":
+            self._follow_chain(key, None)
             self.schedules.pop(key, None)
             self.rejections.pop(key, None)
             self.timers.cancel(key)
@@ -140,6 +145,7 @@ class Controller:
             return
         if _older(body, self.schedules.get(key)):
             return  # our own status write already gave us a newer copy
+        self._follow_chain(key, body)
         self.schedules[key] = dict(body)
         self.by_label[label] = meta["name"]
         self.queue.add(key)
@@ -212,6 +218,41 @@ class Controller:
             self.service_accounts.add(key)
         for user in self.account_users.get(key, ()):
             self.queue.add(user)
+
+    def _follow_chain(self, key: Key, body: Mapping[str, Any] | None) -> None:
+        """Keep the upstream → downstreams index, and queue who must look again.
+
+        Downstreams look again when their upstream appears, goes, or ends a run
+        cycle (not on its other status writes). A change of spec.after queues
+        every Schedule of the namespace's chains: their cycles, downstream lists
+        and missing upstreams may all change with it.
+        """
+        namespace = key[0]
+        old_body = self.schedules.get(key)
+        old = _after_names(old_body)
+        new = _after_names(body)
+        if old != new:
+            affected = {key}
+            for upstream, downstreams in self.downstreams.items():
+                if upstream[0] == namespace:
+                    affected.add(upstream)
+                    affected |= downstreams
+            for name in old - new:
+                users = self.downstreams.get((namespace, name))
+                if users is not None:
+                    users.discard(key)
+                    if not users:
+                        del self.downstreams[(namespace, name)]
+            for name in new - old:
+                self.downstreams.setdefault((namespace, name), set()).add(key)
+            affected |= {(namespace, name) for name in old | new}
+            for other in affected:
+                if other != key and other in self.schedules:
+                    self.queue.add(other)
+        if old_body is None or body is None or _last_cycle(old_body) != _last_cycle(body):
+            for downstream in self.downstreams.get(key, ()):
+                if downstream != key:
+                    self.queue.add(downstream)
 
     def _index_account(self, key: Key, body: Mapping[str, Any] | None) -> None:
         old = (self.schedules.get(key, {}).get("spec") or {}).get("serviceAccountName")
@@ -327,6 +368,7 @@ class Controller:
                 for job in jobs
             },
         )
+        observed = dataclasses.replace(observed, **self._chain(key, spec, warm))
         generation = int(schedule["metadata"].get("generation") or 0)
         rejected = self.rejections.get(key)
         if rejected is not None and rejected[0] == generation:
@@ -375,6 +417,8 @@ class Controller:
             }
             updated = await self.api.merge_patch(schedule_path(namespace, name, "status"), patch)
             if key in self.schedules:
+                # Its watch event will bring nothing new: follow the chain now.
+                self._follow_chain(key, updated)
                 self.schedules[key] = updated
         for event in plan.events:
             await self.post_event(schedule, event)
@@ -426,6 +470,29 @@ class Controller:
             self.timers.schedule(key, plan.requeue_at)
         else:
             self.timers.cancel(key)
+
+    def _chain(self, key: Key, spec: Mapping[str, Any], warm: bool) -> dict[str, Any]:
+        """The upstreams, downstreams and any cycle of spec.after, from the cache."""
+        namespace, name = key
+        upstreams: dict[str, UpstreamView | None] = {}
+        for upstream in _after_names({"spec": spec}):
+            body = self.schedules.get((namespace, upstream))
+            if body is not None:
+                upstreams[upstream] = UpstreamView(
+                    uid=str(body["metadata"].get("uid") or ""),
+                    cycles=valid_cycles((body.get("status") or {}).get("cycles")),
+                )
+            elif warm:
+                upstreams[upstream] = None  # before that, it may just not be listed yet
+
+        def upstreams_of(schedule: str) -> list[str]:
+            return sorted(_after_names(self.schedules.get((namespace, schedule))))
+
+        return {
+            "upstreams": upstreams,
+            "downstreams": sorted(d[1] for d in self.downstreams.get(key, ()) if d != key),
+            "after_cycle": find_cycle(name, upstreams_of) if _after_names({"spec": spec}) else None,
+        }
 
     async def _look_up_failed_creates(
         self, namespace: str, jobs: list[Body], now: datetime
@@ -511,6 +578,23 @@ def _older(new: Mapping[str, Any], cached: Mapping[str, Any] | None) -> bool:
     new_rv = str(new["metadata"].get("resourceVersion", ""))
     old_rv = str(cached["metadata"].get("resourceVersion", ""))
     return new_rv.isdigit() and old_rv.isdigit() and int(new_rv) < int(old_rv)
+
+
+def _after_names(body: Mapping[str, Any] | None) -> set[str]:
+    """The upstream names of a Schedule's spec.after, whatever shape it has."""
+    after = ((body or {}).get("spec") or {}).get("after")
+    if not isinstance(after, list):
+        return set()
+    return {
+        str(entry["name"]) for entry in after if isinstance(entry, Mapping) and entry.get("name")
+    }
+
+
+def _last_cycle(body: Mapping[str, Any]) -> Any:
+    cycles = (body.get("status") or {}).get("cycles")
+    if isinstance(cycles, list) and cycles and isinstance(cycles[0], Mapping):
+        return (body["metadata"].get("uid"), cycles[0].get("number"))
+    return (body["metadata"].get("uid"), None)
 
 
 def _finished_or_blocked(pod: Mapping[str, Any]) -> bool:

@@ -63,6 +63,14 @@ _VALIDATIONS: dict[str, list[dict[str, str]]] = {
             "message": "endTime must be after startTime",
         },
     ],
+    "Upstream": [
+        {
+            "rule": "!has(self.namespace)",
+            "message": "after[].namespace is not allowed: an upstream Schedule must be in the "
+            "Schedule's own namespace (cross-namespace chains are refused)",
+            "fieldPath": ".namespace",
+        }
+    ],
     "Backoff": [
         {
             # Written with has(): the API server also checks the `{}` default itself.
@@ -72,6 +80,15 @@ _VALIDATIONS: dict[str, list[dict[str, str]]] = {
         }
     ],
 }
+
+# Rules that need the object's name, which only the root of the schema sees.
+ROOT_VALIDATIONS: list[dict[str, str]] = [
+    {
+        "rule": "!has(self.spec.after) || self.spec.after.all(u, u.name != self.metadata.name)",
+        "message": "spec.after names the Schedule itself: a Schedule cannot run after itself",
+        "fieldPath": ".spec.after",
+    }
+]
 
 _ENV_VAR_ITEM: Schema = {
     "type": "object",
@@ -182,6 +199,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Retries", "type": "integer", "jsonPath": ".status.retryCount"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     {"name": "Task", "type": "string", "jsonPath": ".spec.task", "priority": 1},
+    {"name": "After", "type": "string", "jsonPath": ".spec.after[*].name", "priority": 1},
     {
         "name": "Last Result",
         "type": "string",
@@ -228,6 +246,7 @@ def render() -> dict[str, Any]:
                                 "events and metrics."
                             ),
                             "required": ["spec"],
+                            "x-kubernetes-validations": ROOT_VALIDATIONS,
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from cronfleet.config import OperatorConfig
@@ -12,6 +13,9 @@ from cronfleet.naming import (
     ORIGIN_ANNOTATION,
     SCHEDULED_TIME_ANNOTATION,
     TRIGGER_ANNOTATION,
+    UPSTREAM_ANNOTATION,
+    UPSTREAM_RESULT_ANNOTATION,
+    UPSTREAM_RUN_ANNOTATION,
     cronjob_name,
     labels,
 )
@@ -21,6 +25,16 @@ Manifest = dict[str, Any]
 
 RUNNER_CONTAINER = "runner"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+
+
+@dataclass(frozen=True)
+class UpstreamFacts:
+    """What an After run is told about the upstream run cycle that started it."""
+
+    schedule: str  # namespace/name
+    run: str
+    result: str
+    data: str | None  # the runner's data, as JSON
 
 
 def owner_reference(name: str, uid: str) -> Manifest:
@@ -41,6 +55,7 @@ def runner_env(
     trigger: RunTrigger,
     attempt: int,
     scheduled_time: str | None = None,
+    upstream: UpstreamFacts | None = None,
 ) -> list[Manifest]:
     """The runner contract's variables, then the user's own."""
     contract: list[Manifest] = [
@@ -58,6 +73,13 @@ def runner_env(
         # Known for the operator's own Jobs; a CronJob's Jobs carry it only in
         # their name and annotations, which a pod cannot read.
         contract.append({"name": "CRONFLEET_SCHEDULED_TIME", "value": scheduled_time})
+    if upstream is not None:
+        contract += [
+            {"name": "CRONFLEET_UPSTREAM", "value": upstream.schedule},
+            {"name": "CRONFLEET_UPSTREAM_RUN", "value": upstream.run},
+            {"name": "CRONFLEET_UPSTREAM_RESULT", "value": upstream.result},
+            {"name": "CRONFLEET_UPSTREAM_DATA", "value": upstream.data or "null"},
+        ]
     return contract + list(spec.env or [])
 
 
@@ -69,12 +91,13 @@ def pod_template(
     trigger: RunTrigger,
     attempt: int,
     scheduled_time: str | None = None,
+    upstream: UpstreamFacts | None = None,
 ) -> Manifest:
     container: Manifest = {
         "name": RUNNER_CONTAINER,
         "image": config.runner_image,
         "imagePullPolicy": config.runner_pull_policy,
-        "env": runner_env(namespace, name, spec, trigger, attempt, scheduled_time),
+        "env": runner_env(namespace, name, spec, trigger, attempt, scheduled_time, upstream),
         # The runner writes its summary there; on a crash the log tail stands in.
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
@@ -123,6 +146,7 @@ def job_spec(
     trigger: RunTrigger,
     attempt: int,
     scheduled_time: str | None = None,
+    upstream: UpstreamFacts | None = None,
 ) -> Manifest:
     return {
         # Retries belong to the operator, where they are visible and delayed.
@@ -140,7 +164,9 @@ def job_spec(
                 }
             ]
         },
-        "template": pod_template(namespace, name, spec, config, trigger, attempt, scheduled_time),
+        "template": pod_template(
+            namespace, name, spec, config, trigger, attempt, scheduled_time, upstream
+        ),
     }
 
 
@@ -161,15 +187,21 @@ def run_job(
     attempt: int,
     scheduled_time: str | None,
     origin: str | None,
+    upstream: UpstreamFacts | None = None,
 ) -> Manifest:
     """A run the operator starts itself (a retry, run-now, an interval or one-time fire
-    time, catch-up, backfill): the CronJob's template, with its own trigger and attempt."""
+    time, catch-up, backfill, after an upstream): the CronJob's template, with its own
+    trigger and attempt."""
     annotations = {TRIGGER_ANNOTATION: trigger.value, ATTEMPT_ANNOTATION: str(attempt)}
     if scheduled_time:
         annotations[SCHEDULED_TIME_ANNOTATION] = scheduled_time
     if origin:
         annotations[ORIGIN_ANNOTATION] = origin
-    body = job_spec(namespace, name, spec, config, trigger, attempt, scheduled_time)
+    if upstream is not None:
+        annotations[UPSTREAM_ANNOTATION] = upstream.schedule
+        annotations[UPSTREAM_RUN_ANNOTATION] = upstream.run
+        annotations[UPSTREAM_RESULT_ANNOTATION] = upstream.result
+    body = job_spec(namespace, name, spec, config, trigger, attempt, scheduled_time, upstream)
     body["ttlSecondsAfterFinished"] = OWN_JOB_TTL_SECONDS
     return {
         "apiVersion": "batch/v1",

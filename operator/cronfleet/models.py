@@ -76,6 +76,17 @@ class RunTrigger(StrEnum):
     CATCH_UP = "CatchUp"
     # A fire time of a past range, asked for with the backfill annotation.
     BACKFILL = "Backfill"
+    # An upstream Schedule's run cycle ended the way spec.after asks for.
+    AFTER = "After"
+
+
+class AfterOn(StrEnum):
+    """Which end of an upstream's run cycle starts a downstream run."""
+
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    # Any end: succeeded, failed after its retries, or cancelled.
+    FINISHED = "Finished"
 
 
 class MissCause(StrEnum):
@@ -99,6 +110,32 @@ class RunResult(StrEnum):
 
 
 # -- spec ------------------------------------------------------------------------
+
+# A Schedule's name: a DNS subdomain (what the API server allows for object names).
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+MAX_UPSTREAMS = 20
+
+
+class Upstream(ApiModel):
+    """A Schedule of the same namespace whose run cycles start runs of this one."""
+
+    name: str = Field(
+        description="The upstream Schedule, in this Schedule's namespace.",
+        min_length=1,
+        max_length=253,
+        pattern=NAME_PATTERN,
+    )
+    on: AfterOn = Field(
+        default=AfterOn.SUCCEEDED,
+        description=(
+            "Which end of an upstream run cycle (a run and its retries) starts a run here: "
+            "Succeeded, Failed (after its retries) or Finished (any end, cancelled included)."
+        ),
+    )
+    namespace: str | None = Field(
+        default=None,
+        description="Not allowed: an upstream is always in the Schedule's own namespace.",
+    )
 
 
 class Backoff(ApiModel):
@@ -352,6 +389,19 @@ class ScheduleSpec(ApiModel):
         description="How much run history is kept.",
         json_schema_extra={"default": {}},
     )
+    after: list[Upstream] | None = Field(
+        default=None,
+        max_length=MAX_UPSTREAMS,
+        description=(
+            "Run after these Schedules of the same namespace: once for each upstream run "
+            "cycle that ends as its `on` says (any of them; no join). The upstream's Job, "
+            "result and data reach the run as CRONFLEET_UPSTREAM_* variables."
+        ),
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+        },
+    )
 
 
 # -- status ----------------------------------------------------------------------
@@ -377,7 +427,8 @@ class RunRecord(ApiModel):
 
     job: str = Field(description="Name of the run's Job.")
     trigger: RunTrigger = Field(
-        default=RunTrigger.SCHEDULED, description="Scheduled, Manual or Retry."
+        default=RunTrigger.SCHEDULED,
+        description="Scheduled, Manual, Retry, CatchUp, Backfill or After.",
     )
     attempt: int = Field(default=0, description="0 for the first try, n for the n-th retry.")
     scheduled_time: str | None = Field(default=None, description="When the run was due.")
@@ -398,6 +449,12 @@ class RunRecord(ApiModel):
     )
     exit_code: int | None = Field(default=None, description="The runner's exit code.")
     message: str = Field(default="", description="The runner's summary message.")
+    upstream: str | None = Field(
+        default=None, description="After runs: the upstream Schedule (namespace/name)."
+    )
+    upstream_run: str | None = Field(
+        default=None, description="After runs: the upstream Job whose cycle started this run."
+    )
 
 
 class RunCounts(ApiModel):
@@ -412,9 +469,45 @@ class RunCounts(ApiModel):
 class QueuedRun(ApiModel):
     """A catch-up or backfill run waiting for its turn (concurrencyPolicy)."""
 
-    trigger: RunTrigger = Field(description="CatchUp or Backfill.")
-    scheduled_time: str = Field(description="The fire time it runs for.")
+    trigger: RunTrigger = Field(description="CatchUp, Backfill or After.")
+    scheduled_time: str = Field(default="", description="The fire time it runs for.")
     request: str = Field(default="", description="The backfill annotation's value.")
+    upstream: str = Field(default="", description="After: the upstream Schedule's name.")
+    upstream_run: str = Field(default="", description="After: the upstream cycle's last Job.")
+    upstream_result: str = Field(default="", description="After: how that cycle ended.")
+    upstream_data: str = Field(
+        default="", description="After: the upstream runner's data, as JSON (at most 4 KiB)."
+    )
+
+
+class CycleRecord(ApiModel):
+    """A run cycle (a run and its retries) that ended: what downstream Schedules start on."""
+
+    number: int = Field(description="Counts this Schedule's ended cycles, from 1.")
+    run: str = Field(description="The cycle's last Job: the success, or the last failed try.")
+    result: RunResult = Field(description="Succeeded, Failed or Cancelled.")
+    trigger: RunTrigger = Field(description="What started the cycle.")
+    finished_time: str | None = Field(default=None, description="When the cycle ended.")
+    data: str | None = Field(
+        default=None,
+        description="The runner's data of the last run, as JSON; kept only with downstreams.",
+    )
+
+
+class UpstreamStatus(ApiModel):
+    """One entry of spec.after, as the operator follows it."""
+
+    name: str = Field(description="The upstream Schedule.")
+    on: AfterOn = Field(default=AfterOn.SUCCEEDED, description="As in spec.after.")
+    found: bool = Field(default=False, description="Whether the upstream Schedule exists.")
+    uid: str = Field(default="", description="The upstream Schedule object followed.")
+    handled_cycle: int = Field(
+        default=0, description="The upstream's cycles up to this number were acted on."
+    )
+    last_run: str | None = Field(
+        default=None, description="The upstream Job whose cycle last started a run here."
+    )
+    last_result: str | None = Field(default=None, description="How that cycle ended.")
 
 
 class MissedRun(ApiModel):
@@ -477,7 +570,19 @@ class ScheduleStatus(ApiModel):
     )
     queued_runs: list[QueuedRun] = Field(
         default_factory=list,
-        description="Catch-up and backfill runs waiting to start, oldest first.",
+        description="Catch-up, backfill and after runs waiting to start, oldest first.",
+    )
+    cycles: list[CycleRecord] = Field(
+        default_factory=list,
+        description="Recently ended run cycles, newest first: what downstreams start on.",
+    )
+    downstreams: list[str] = Field(
+        default_factory=list,
+        description="Schedules of this namespace that run after this one (spec.after).",
+    )
+    upstreams: list[UpstreamStatus] = Field(
+        default_factory=list,
+        description="The upstreams of spec.after, as followed.",
     )
     recorded_jobs: list[str] = Field(
         default_factory=list,

@@ -12,6 +12,10 @@ ATTEMPT_ANNOTATION = "cronfleet.io/attempt"
 SCHEDULED_TIME_ANNOTATION = "cronfleet.io/scheduled-time"
 ORIGIN_ANNOTATION = "cronfleet.io/origin"
 RECORDED_ANNOTATION = "cronfleet.io/recorded"
+# After runs: which upstream run cycle started them.
+UPSTREAM_ANNOTATION = "cronfleet.io/upstream"
+UPSTREAM_RUN_ANNOTATION = "cronfleet.io/upstream-run"
+UPSTREAM_RESULT_ANNOTATION = "cronfleet.io/upstream-result"
 
 # The CronJob controller appends an 11-character suffix to its Jobs' names,
 # and Job names must stay within 63, hence the API server's 52 for CronJobs.

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cronfleet.cadence import Cadence, CadenceKind, spec_cadence
+from cronfleet.chains import UpstreamView, describe_cycle
 from cronfleet.clock import from_rfc3339, to_rfc3339
 from cronfleet.config import OperatorConfig
 from cronfleet.cronschedule import CronError, describe, next_fire_time, parse, zone
@@ -45,6 +46,7 @@ READY = "Ready"
 STALLED = "Stalled"
 RECONCILING = "Reconciling"
 RUN_BLOCKED = "RunBlocked"
+UPSTREAMS_FOUND = "UpstreamsFound"
 # Look again shortly after a fire time, so nextRunTime moves on even when the
 # CronJob controller reports nothing (a suspended or skipped run).
 REFRESH_DELAY = timedelta(seconds=1)
@@ -70,6 +72,12 @@ class Observed:
     job_messages: Mapping[str, str] = field(default_factory=dict)
     # What the API server said when it refused the CronJob of this generation.
     cronjob_rejection: str | None = None
+    # spec.after's upstreams by name (None: no such Schedule); one not listed is
+    # not judged yet. The Schedules that run after this one, and a cycle of
+    # spec.after through this one (``[a, b, a]``), if there is one.
+    upstreams: Mapping[str, UpstreamView | None] = field(default_factory=dict)
+    downstreams: Sequence[str] = ()
+    after_cycle: Sequence[str] | None = None
 
 
 @dataclass
@@ -214,6 +222,12 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
             problems.append(never)
             spec = None
     messages = [problem.message() for problem in problems]
+    if spec is not None and observed.after_cycle:
+        messages.append(
+            f"spec.after forms a cycle: {describe_cycle(observed.after_cycle)}; a Schedule "
+            "in it would wait for itself: remove one of these after entries"
+        )
+        spec = None
     if spec is not None and observed.cronjob_rejection:
         # A valid-looking spec whose CronJob the API server refused: that is the
         # user's input, reported like any other invalid spec.
@@ -238,6 +252,8 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
             record_only=spec is None,
             cadence=cadence if spec is not None else None,
             created=_created(schedule),
+            upstreams=observed.upstreams,
+            has_downstreams=bool(observed.downstreams),
         ),
     )
     failed = tracking.failed
@@ -363,6 +379,23 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
     new["conditions"] = _conditions(
         previous_conditions, ready, stalled, tracking.blocked, generation, now
     )
+    upstreams_found = _upstreams_found(raw_spec, observed, namespace)
+    if upstreams_found is not None:
+        found, text = upstreams_found
+        condition = _condition(
+            previous_conditions,
+            "True" if found else "False",
+            "AllFound" if found else "UpstreamNotFound",
+            text,
+            generation,
+            now,
+            UPSTREAMS_FOUND,
+        )
+        new["conditions"].append(condition)
+        old = next((c for c in previous_conditions if c.get("type") == UPSTREAMS_FOUND), None)
+        if not found and (old is None or old.get("message") != text):
+            plan.events.append(Event("Warning", "UpstreamNotFound", text))
+    new["downstreams"] = sorted(observed.downstreams)
 
     new.update(tracking.updates)
     plan.status_patch = {
@@ -373,6 +406,27 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
     if next_run is not None:
         plan.wake(next_run + REFRESH_DELAY)
     return plan
+
+
+def _upstreams_found(
+    raw_spec: Mapping[str, Any], observed: Observed, namespace: str
+) -> tuple[bool, str] | None:
+    """Whether every upstream of spec.after exists; None without upstreams, or before
+    the operator's cache can tell."""
+    names = [
+        str(entry.get("name"))
+        for entry in raw_spec.get("after") or []
+        if isinstance(entry, Mapping) and entry.get("name")
+    ]
+    if not names or any(name not in observed.upstreams for name in names):
+        return None
+    missing = [name for name in names if observed.upstreams[name] is None]
+    if not missing:
+        return True, ""
+    return False, (
+        f"spec.after: no Schedule {', '.join(missing)} in namespace {namespace} (yet); runs "
+        "after it start from its first run cycle that ends once it exists"
+    )
 
 
 def _completion_message(

@@ -21,11 +21,15 @@ from cronfleet.naming import (
     ORIGIN_ANNOTATION,
     SCHEDULED_TIME_ANNOTATION,
     TRIGGER_ANNOTATION,
+    UPSTREAM_ANNOTATION,
+    UPSTREAM_RUN_ANNOTATION,
 )
 
 CRONJOB_SCHEDULED_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 PERMANENT_FAILURE_EXIT_CODE = 2
 MAX_MESSAGE = 1024
+# The runner bounds its summary's data to this; a downstream gets no more.
+MAX_DATA_BYTES = 4096
 # Job names are label values (63); the pods' generated suffix fits within pod names.
 JOB_NAME_LIMIT = 63
 # Waiting reasons of a container that will not start without someone acting.
@@ -132,6 +136,32 @@ def runner_outcome(pods: Sequence[Mapping[str, Any]]) -> tuple[int | None, str]:
     return best[1], best[2]
 
 
+def runner_data(pods: Sequence[Mapping[str, Any]]) -> str | None:
+    """The ``data`` of the runner's summary in the Job's last pod, as compact JSON.
+
+    None when the runner wrote none (or no summary at all), or when it is larger
+    than the runner contract allows.
+    """
+    best: tuple[str, str] | None = None
+    for pod in pods:
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            terminated = (status.get("state") or {}).get("terminated")
+            if terminated:
+                finished = str(terminated.get("finishedAt") or "")
+                if best is None or finished >= best[0]:
+                    best = (finished, str(terminated.get("message") or ""))
+    if best is None:
+        return None
+    try:
+        summary = json.loads(best[1].strip())
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(summary, dict) or summary.get("data") is None:
+        return None
+    encoded = json.dumps(summary["data"], separators=(",", ":"), sort_keys=True)
+    return encoded if len(encoded.encode()) <= MAX_DATA_BYTES else None
+
+
 def summary_message(text: str) -> str:
     """The runner writes a JSON summary; anything else (a log tail) is kept as it is."""
     text = text.strip()
@@ -226,6 +256,7 @@ def run_record(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Run
         failed = _condition(job, "Failed")
         message = str(failed.get("message") or "") if failed else ""
     due = scheduled_time(job)
+    annotations = job["metadata"].get("annotations") or {}
     return RunRecord(
         job=job["metadata"]["name"],
         trigger=trigger_of(job),
@@ -238,6 +269,8 @@ def run_record(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Run
         exit_code=exit_code,
         message=message,
         reason=end_reason(job, result, exit_code),
+        upstream=annotations.get(UPSTREAM_ANNOTATION) or None,
+        upstream_run=annotations.get(UPSTREAM_RUN_ANNOTATION) or None,
     )
 
 
@@ -271,3 +304,9 @@ def catch_up_job_name(cronjob: str, fire_time: str) -> str:
 
 def backfill_job_name(cronjob: str, request: str, fire_time: str) -> str:
     return _job_name(cronjob, "b", f"{request}|{fire_time}")
+
+
+def after_job_name(cronjob: str, upstream: str, upstream_run: str) -> str:
+    # From the upstream run alone: a restart, or the upstream's history being
+    # trimmed, finds the same name, and creating it twice is AlreadyExists.
+    return _job_name(cronjob, "a", f"{upstream}|{upstream_run}")

@@ -22,13 +22,21 @@ from enum import StrEnum
 from typing import Any
 
 from cronfleet.cadence import Cadence, CadenceKind, spec_cadence
+from cronfleet.chains import (
+    CYCLES_KEPT,
+    UpstreamView,
+    cycle_result,
+    follow_upstreams,
+    valid_cycles,
+)
 from cronfleet.clock import from_rfc3339, to_rfc3339
 from cronfleet.config import OperatorConfig
 from cronfleet.cronschedule import CronError
-from cronfleet.manifests import Manifest, run_job
+from cronfleet.manifests import Manifest, UpstreamFacts, run_job
 from cronfleet.models import (
     CatchUpPolicy,
     ConcurrencyPolicy,
+    CycleRecord,
     MissCause,
     MissedRun,
     OnExhausted,
@@ -37,12 +45,14 @@ from cronfleet.models import (
     RunResult,
     RunTrigger,
     ScheduleSpec,
+    UpstreamStatus,
 )
 from cronfleet.naming import RECORDED_ANNOTATION, cronjob_name
 from cronfleet.runs import (
     NO_POD_GRACE,
     NO_POD_SILENT_GRACE,
     PERMANENT_FAILURE_EXIT_CODE,
+    after_job_name,
     backfill_job_name,
     blocked_by,
     catch_up_job_name,
@@ -52,6 +62,7 @@ from cronfleet.runs import (
     retry_delay,
     retry_job_name,
     run_record,
+    runner_data,
     scheduled_time,
     trigger_of,
 )
@@ -161,6 +172,12 @@ class Observations:
     cadence: Cadence | None = None
     # The Schedule's creation: fire times before it never run.
     created: datetime | None = None
+    # spec.after's upstreams by name: None for one that does not exist; one
+    # not listed is not judged yet (the caches are still filling).
+    upstreams: Mapping[str, UpstreamView | None] = field(default_factory=dict)
+    # Whether other Schedules run after this one: only then is the runner's
+    # data of each ended cycle kept for them.
+    has_downstreams: bool = False
 
 
 @dataclass
@@ -184,8 +201,13 @@ class RunState:
     # operator runs itself, the last fire time it handled.
     scheduled_runs: int
     last_fire: str | None
-    # Catch-up and backfill runs waiting for their turn.
+    # Catch-up, backfill and after runs waiting for their turn.
     queued: list[QueuedRun]
+    # Ended run cycles, newest first, and the upstreams followed (spec.after).
+    cycles: list[CycleRecord]
+    upstreams: dict[str, UpstreamStatus]
+    # The runner's data of runs that finished in this look, by Job.
+    data: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def read(cls, status: Mapping[str, Any]) -> RunState:
@@ -208,6 +230,8 @@ class RunState:
             scheduled_runs=int(status.get("scheduledRuns") or 0),
             last_fire=status.get("lastRunTime"),
             queued=_valid_queue(status.get("queuedRuns")),
+            cycles=valid_cycles(status.get("cycles")),
+            upstreams={u.name: u for u in _valid_upstreams(status.get("upstreams"))},
         )
 
     def clear_retries(self) -> None:
@@ -228,6 +252,14 @@ def _valid_queue(items: Any) -> list[QueuedRun]:
         with contextlib.suppress(ValueError):
             queue.append(QueuedRun.model_validate(item))
     return queue
+
+
+def _valid_upstreams(items: Any) -> list[UpstreamStatus]:
+    upstreams = []
+    for item in items if isinstance(items, list) else []:
+        with contextlib.suppress(ValueError):
+            upstreams.append(UpstreamStatus.model_validate(item))
+    return upstreams
 
 
 def _valid_records(items: Any) -> list[RunRecord]:
@@ -300,6 +332,8 @@ def track(
         )
     if seen.cadence is not None and not seen.cadence.native:
         _trim_scheduled_jobs(state, spec, jobs, out)
+    if not seen.record_only:
+        _follow_upstreams(state, status, spec, seen, out)
     # Catch-up runs are queued by the missed-run check; they start on the next look.
     if not seen.record_only:
         _start_queued(state, schedule, spec, config, by_name, out)
@@ -346,6 +380,8 @@ def track(
         "missedRunsCheckedUntil": state.checked_until,
         "scheduledRuns": state.scheduled_runs,
         "queuedRuns": _dump(state.queued),
+        "cycles": _dump(state.cycles),
+        "upstreams": _dump(list(state.upstreams.values())),
     }
     if seen.cadence is not None and not seen.cadence.native:
         # The operator runs this cadence itself: the last fire time it handled.
@@ -475,6 +511,10 @@ def _record_runs(
             announced = previous.reason if previous is not None else ""
             record = _blocked_state(record, job, pods, spec, seen, announced, now, out)
         state.history[name] = record
+        if record.result is not None and seen.has_downstreams:
+            data = runner_data(pods)
+            if data is not None:
+                state.data[name] = data
         if record.result is not None:
             if record.reason == EndReason.BLOCKED:
                 out.delete_jobs.append(name)
@@ -619,9 +659,11 @@ def _apply_retry_policy(
             state.failed, state.consecutive = False, 0
             state.clear_retries()
             out.event("Normal", Reason.RUN_SUCCEEDED, f"Run {record.job} succeeded{took}{detail}")
+            _end_cycle(state, record, origin)
             continue
         if record.result is RunResult.CANCELLED:
             _count_cancelled(state, record, origin, out)
+            _end_cycle(state, record, origin)
             continue
         state.counts["failed"] += 1
         state.last_failure = record.completion_time
@@ -630,9 +672,13 @@ def _apply_retry_policy(
         code = f" with exit code {record.exit_code}" if record.exit_code is not None else ""
         out.event("Warning", Reason.RUN_FAILED, f"Run {record.job} {outcome}{code}{took}{detail}")
         if record.exit_code == PERMANENT_FAILURE_EXIT_CODE:
-            continue  # a permanent failure: retrying the same input cannot help
+            # A permanent failure: retrying the same input cannot help.
+            _end_cycle(state, record, origin)
+            continue
         if state.failed and policy.on_exhausted is OnExhausted.SUSPEND:
-            continue  # halted until reset: a manual run's failure starts no retries
+            # Halted until reset: a manual run's failure starts no retries.
+            _end_cycle(state, record, origin)
+            continue
         if record.trigger is not RunTrigger.RETRY or state.retry_of is None:
             # A scheduled or manual run starts a fresh retry cycle.
             state.retry_count, state.retry_of = 0, origin
@@ -651,6 +697,7 @@ def _apply_retry_policy(
             )
             continue
         state.failed, state.next_retry = True, None
+        _end_cycle(state, record, origin)
         suspended = policy.on_exhausted is OnExhausted.SUSPEND
         then = (
             "the CronJob is suspended until reset"
@@ -663,6 +710,29 @@ def _apply_retry_policy(
             f"Run {state.retry_of} failed and all {policy.max_retries} retries failed; {then} "
             f"(annotate {RESET_ANNOTATION} with a new value to reset)",
         )
+
+
+def _end_cycle(state: RunState, record: RunRecord, origin: str) -> None:
+    """A run cycle (the run ``origin`` and its retries) ended with ``record``: downstream
+    Schedules (spec.after) start on it."""
+    assert record.result is not None
+    first = state.history.get(origin)
+    trigger = first.trigger if first is not None else record.trigger
+    if trigger is RunTrigger.RETRY:
+        trigger = RunTrigger.SCHEDULED  # the first run's entry is trimmed: the usual case
+    number = (state.cycles[0].number if state.cycles else 0) + 1
+    state.cycles.insert(
+        0,
+        CycleRecord(
+            number=number,
+            run=record.job,
+            result=cycle_result(record.result),
+            trigger=trigger,
+            finished_time=record.completion_time,
+            data=state.data.get(record.job),
+        ),
+    )
+    del state.cycles[CYCLES_KEPT:]
 
 
 # -- 4. retries and manual runs, within concurrencyPolicy ----------------------------
@@ -694,7 +764,9 @@ def _make_room(
         state.record(record.job)
         out.recorded.append(record.job)
         out.finished.append(replaced)
-        _count_cancelled(state, replaced, state.retry_of or record.job, out)
+        origin = state.retry_of or record.job
+        _count_cancelled(state, replaced, origin, out)
+        _end_cycle(state, replaced, origin)
     return True
 
 
@@ -708,9 +780,10 @@ def _run(
     scheduled_time: str | None,
     attempt: int = 0,
     origin: str | None = None,
+    upstream: UpstreamFacts | None = None,
 ) -> Manifest:
     """A Job the operator starts itself for this Schedule; only retries have an
-    attempt and an origin."""
+    attempt and an origin, only after runs an upstream."""
     meta = schedule["metadata"]
     return run_job(
         meta["namespace"],
@@ -723,6 +796,7 @@ def _run(
         attempt=attempt,
         scheduled_time=scheduled_time,
         origin=origin,
+        upstream=upstream,
     )
 
 
@@ -998,6 +1072,8 @@ def _backfill(
 
 
 def _queued_job_name(cronjob: str, queued: QueuedRun) -> str:
+    if queued.trigger is RunTrigger.AFTER:
+        return after_job_name(cronjob, queued.upstream, queued.upstream_run)
     if queued.trigger is RunTrigger.BACKFILL:
         return backfill_job_name(cronjob, queued.request, queued.scheduled_time)
     return catch_up_job_name(cronjob, queued.scheduled_time)
@@ -1011,8 +1087,9 @@ def _start_queued(
     by_name: Mapping[str, Mapping[str, Any]],
     out: Tracking,
 ) -> None:
-    """Start waiting catch-up and backfill runs, oldest first, within concurrencyPolicy:
-    one at a time unless it is Allow (then a few at once); never while halted."""
+    """Start waiting catch-up, backfill and after runs, oldest first, within
+    concurrencyPolicy: one at a time unless it is Allow (then a few at once); never
+    while halted."""
     if not state.queued:
         return
     if spec.suspend or (state.failed and spec.retry.on_exhausted is OnExhausted.SUSPEND):
@@ -1024,6 +1101,14 @@ def _start_queued(
     limit = MAX_ACTIVE_MANUAL_RUNS if spec.concurrency_policy is ConcurrencyPolicy.ALLOW else 1
     while state.queued and running < limit:
         queued = state.queued.pop(0)
+        upstream = None
+        if queued.trigger is RunTrigger.AFTER:
+            upstream = UpstreamFacts(
+                schedule=f"{meta['namespace']}/{queued.upstream}",
+                run=queued.upstream_run,
+                result=queued.upstream_result,
+                data=queued.upstream_data or None,
+            )
         out.create_jobs.append(
             _run(
                 schedule,
@@ -1031,10 +1116,32 @@ def _start_queued(
                 config,
                 job_name=_queued_job_name(cronjob, queued),
                 trigger=queued.trigger,
-                scheduled_time=queued.scheduled_time,
+                scheduled_time=queued.scheduled_time or None,
+                upstream=upstream,
             )
         )
         running += 1
+
+
+def _follow_upstreams(
+    state: RunState,
+    status: Mapping[str, Any],
+    spec: ScheduleSpec,
+    seen: Observations,
+    out: Tracking,
+) -> None:
+    """Queue a run for each upstream cycle that ended the way spec.after asks for."""
+    if not spec.after:
+        state.upstreams = {}
+        return
+    # A Schedule first reconciled follows cycles that ended since its creation;
+    # one that gained an upstream later, those that end from now on.
+    since = seen.created if "upstreams" not in status else None
+    followed = follow_upstreams(spec.after, state.upstreams, seen.upstreams, since)
+    state.upstreams = {u.name: u for u in followed.upstreams}
+    state.queued.extend(followed.queued)
+    for kind, reason, message in followed.events:
+        out.events.append(Event(kind, reason, message))
 
 
 # -- 5. missed runs --------------------------------------------------------------------
