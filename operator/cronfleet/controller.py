@@ -400,8 +400,10 @@ class Controller:
                 created = await self.api.create(jobs_path(namespace), job)
                 self.jobs.setdefault(label, {})[created["metadata"]["name"]] = created
                 trigger = job["metadata"]["annotations"][TRIGGER_ANNOTATION]
-                counter = metrics.retries if trigger == "Retry" else metrics.manual_runs
-                counter.labels(namespace, name).inc()
+                metrics.runs_started.labels(namespace, name, trigger).inc()
+                if trigger in ("Retry", "Manual"):
+                    counter = metrics.retries if trigger == "Retry" else metrics.manual_runs
+                    counter.labels(namespace, name).inc()
                 log.info("created %s Job %s/%s", trigger, namespace, job["metadata"]["name"])
             except ApiError as error:
                 # A deterministic name already taken means this run exists: done.

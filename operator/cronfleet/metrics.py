@@ -342,6 +342,12 @@ class Metrics:
             ["namespace", "schedule"],
             registry=self.registry,
         )
+        self.runs_started = Counter(
+            "cronfleet_operator_runs_started_total",
+            "Jobs the operator created itself, by trigger (all but the CronJob's own runs).",
+            ["namespace", "schedule", "trigger"],
+            registry=self.registry,
+        )
         self.missed_runs = Counter(
             "cronfleet_missed_runs_total",
             "Scheduled times that passed without a run.",

@@ -421,5 +421,6 @@ def test_metrics_endpoint_exports_every_series(
         "cronfleet_retries_total",
         "cronfleet_missed_runs_total",
         "cronfleet_manual_runs_total",
+        "cronfleet_operator_runs_started_total",
     ):
         assert f"# TYPE {family} " in text, family
