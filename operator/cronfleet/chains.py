@@ -89,15 +89,15 @@ def follow_upstreams(
     """
     out = Followed()
     for entry in after:
-        mark = marks.get(entry.name)
-        if entry.name not in views:
+        mark = marks.get(entry.schedule)
+        if entry.schedule not in views:
             if mark is not None:
-                out.upstreams.append(mark.model_copy(update={"on": entry.on}))
+                out.upstreams.append(mark.model_copy(update={"on": entry.when}))
             continue
-        view = views[entry.name]
+        view = views[entry.schedule]
         if view is None:
-            kept = mark or UpstreamStatus(name=entry.name)
-            out.upstreams.append(kept.model_copy(update={"on": entry.on, "found": False}))
+            kept = mark or UpstreamStatus(schedule=entry.schedule)
+            out.upstreams.append(kept.model_copy(update={"on": entry.when, "found": False}))
             continue
         latest = view.cycles[0].number if view.cycles else 0
         if mark is None:
@@ -114,8 +114,8 @@ def follow_upstreams(
         else:
             handled = mark.handled_cycle
         status = UpstreamStatus(
-            name=entry.name,
-            on=entry.on,
+            schedule=entry.schedule,
+            on=entry.when,
             found=True,
             uid=view.uid,
             handled_cycle=max(handled, latest),
@@ -129,17 +129,17 @@ def follow_upstreams(
                 (
                     "Warning",
                     "UpstreamCyclesLost",
-                    f"{lost} run cycle(s) of {entry.name} ended while they could not be acted "
+                    f"{lost} run cycle(s) of {entry.schedule} ended while they could not be acted "
                     f"on and are no longer kept (the last {CYCLES_KEPT} are): no run for them",
                 )
             )
         for cycle in new:
-            if not matches(entry.on, cycle.result):
+            if not matches(entry.when, cycle.result):
                 continue
             out.queued.append(
                 QueuedRun(
                     trigger=RunTrigger.AFTER,
-                    upstream=entry.name,
+                    upstream=entry.schedule,
                     upstream_run=cycle.run,
                     upstream_result=cycle.result.value,
                     upstream_data=cycle.data or "",
@@ -152,8 +152,8 @@ def follow_upstreams(
                 (
                     "Normal",
                     "AfterQueued",
-                    f"A run is queued: {entry.name}'s run {cycle.run} ended {cycle.result.value} "
-                    f"(on: {entry.on.value})",
+                    f"A run is queued: {entry.schedule}'s run {cycle.run} ended {cycle.result.value} "
+                    f"(on: {entry.when.value})",
                 )
             )
         out.upstreams.append(status)

@@ -588,7 +588,9 @@ def _after_names(body: Mapping[str, Any] | None) -> set[str]:
     if not isinstance(after, list):
         return set()
     return {
-        str(entry["name"]) for entry in after if isinstance(entry, Mapping) and entry.get("name")
+        str(entry["schedule"])
+        for entry in after
+        if isinstance(entry, Mapping) and entry.get("schedule")
     }
 
 

@@ -65,11 +65,15 @@ _VALIDATIONS: dict[str, list[dict[str, str]]] = {
     ],
     "Upstream": [
         {
+            "rule": "!(has(self.on) && has(self.__true__))",
+            "message": "after[]: set `on` once (an unquoted `on:` key arrives as `true`)",
+        },
+        {
             "rule": "!has(self.namespace)",
             "message": "after[].namespace is not allowed: an upstream Schedule must be in the "
             "Schedule's own namespace (cross-namespace chains are refused)",
             "fieldPath": ".namespace",
-        }
+        },
     ],
     "Backoff": [
         {
@@ -84,7 +88,7 @@ _VALIDATIONS: dict[str, list[dict[str, str]]] = {
 # Rules that need the object's name, which only the root of the schema sees.
 ROOT_VALIDATIONS: list[dict[str, str]] = [
     {
-        "rule": "!has(self.spec.after) || self.spec.after.all(u, u.name != self.metadata.name)",
+        "rule": "!has(self.spec.after) || self.spec.after.all(u, u.schedule != self.metadata.name)",
         "message": "spec.after names the Schedule itself: a Schedule cannot run after itself",
         "fieldPath": ".spec.after",
     }
@@ -199,7 +203,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Retries", "type": "integer", "jsonPath": ".status.retryCount"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     {"name": "Task", "type": "string", "jsonPath": ".spec.task", "priority": 1},
-    {"name": "After", "type": "string", "jsonPath": ".spec.after[*].name", "priority": 1},
+    {"name": "After", "type": "string", "jsonPath": ".spec.after[*].schedule", "priority": 1},
     {
         "name": "Last Result",
         "type": "string",

@@ -119,23 +119,37 @@ MAX_UPSTREAMS = 20
 class Upstream(ApiModel):
     """A Schedule of the same namespace whose run cycles start runs of this one."""
 
-    name: str = Field(
-        description="The upstream Schedule, in this Schedule's namespace.",
+    schedule: str = Field(
+        description="The upstream Schedule's name, in this Schedule's namespace.",
         min_length=1,
         max_length=253,
         pattern=NAME_PATTERN,
     )
-    on: AfterOn = Field(
-        default=AfterOn.SUCCEEDED,
+    on: AfterOn | None = Field(
+        default=None,
         description=(
             "Which end of an upstream run cycle (a run and its retries) starts a run here: "
-            "Succeeded, Failed (after its retries) or Finished (any end, cancelled included)."
+            "Succeeded (the default), Failed (after its retries) or Finished (any end, "
+            "cancelled included)."
         ),
+    )
+    # YAML 1.1 readers (kubectl, Helm, Argo CD) read an unquoted `on:` key as the
+    # boolean true, so `on: Failed` reaches the API server as "true": "Failed".
+    # Accepting that key makes the natural spelling work with every tool.
+    on_unquoted: AfterOn | None = Field(
+        default=None,
+        alias="true",
+        description="`on` as YAML 1.1 tools send it when the key is not quoted; same values.",
     )
     namespace: str | None = Field(
         default=None,
         description="Not allowed: an upstream is always in the Schedule's own namespace.",
     )
+
+    @property
+    def when(self) -> AfterOn:
+        """The end that starts a run: ``on``, however it was spelled; Succeeded by default."""
+        return self.on or self.on_unquoted or AfterOn.SUCCEEDED
 
 
 class Backoff(ApiModel):
@@ -399,7 +413,7 @@ class ScheduleSpec(ApiModel):
         ),
         json_schema_extra={
             "x-kubernetes-list-type": "map",
-            "x-kubernetes-list-map-keys": ["name"],
+            "x-kubernetes-list-map-keys": ["schedule"],
         },
     )
 
@@ -497,7 +511,7 @@ class CycleRecord(ApiModel):
 class UpstreamStatus(ApiModel):
     """One entry of spec.after, as the operator follows it."""
 
-    name: str = Field(description="The upstream Schedule.")
+    schedule: str = Field(description="The upstream Schedule.")
     on: AfterOn = Field(default=AfterOn.SUCCEEDED, description="As in spec.after.")
     found: bool = Field(default=False, description="Whether the upstream Schedule exists.")
     uid: str = Field(default="", description="The upstream Schedule object followed.")

@@ -414,9 +414,9 @@ def _upstreams_found(
     """Whether every upstream of spec.after exists; None without upstreams, or before
     the operator's cache can tell."""
     names = [
-        str(entry.get("name"))
+        str(entry.get("schedule"))
         for entry in raw_spec.get("after") or []
-        if isinstance(entry, Mapping) and entry.get("name")
+        if isinstance(entry, Mapping) and entry.get("schedule")
     ]
     if not names or any(name not in observed.upstreams for name in names):
         return None

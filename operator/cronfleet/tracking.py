@@ -231,7 +231,7 @@ class RunState:
             last_fire=status.get("lastRunTime"),
             queued=_valid_queue(status.get("queuedRuns")),
             cycles=valid_cycles(status.get("cycles")),
-            upstreams={u.name: u for u in _valid_upstreams(status.get("upstreams"))},
+            upstreams={u.schedule: u for u in _valid_upstreams(status.get("upstreams"))},
         )
 
     def clear_retries(self) -> None:
@@ -1138,7 +1138,7 @@ def _follow_upstreams(
     # one that gained an upstream later, those that end from now on.
     since = seen.created if "upstreams" not in status else None
     followed = follow_upstreams(spec.after, state.upstreams, seen.upstreams, since)
-    state.upstreams = {u.name: u for u in followed.upstreams}
+    state.upstreams = {u.schedule: u for u in followed.upstreams}
     state.queued.extend(followed.queued)
     for kind, reason, message in followed.events:
         out.events.append(Event(kind, reason, message))

@@ -23,6 +23,16 @@ ENV_SCHEDULED_TIME = "CRONFLEET_SCHEDULED_TIME"
 ENV_TERMINATION_MESSAGE_PATH = "CRONFLEET_TERMINATION_MESSAGE_PATH"
 # Optional: how long a task may clean up after SIGTERM before the runner exits.
 ENV_STOP_GRACE_SECONDS = "CRONFLEET_STOP_GRACE_SECONDS"
+# Set only for runs with trigger After (spec.after): the upstream run cycle
+# that started this run. The upstream Schedule as namespace/name, its Job
+# (the cycle's last run), how the cycle ended (Succeeded, Failed or
+# Cancelled), and the `data` of its runner summary as compact JSON (sorted
+# keys, at most MAX_UPSTREAM_DATA_BYTES) or `null` when it wrote none.
+ENV_UPSTREAM = "CRONFLEET_UPSTREAM"
+ENV_UPSTREAM_RUN = "CRONFLEET_UPSTREAM_RUN"
+ENV_UPSTREAM_RESULT = "CRONFLEET_UPSTREAM_RESULT"
+ENV_UPSTREAM_DATA = "CRONFLEET_UPSTREAM_DATA"
+MAX_UPSTREAM_DATA_BYTES = 4096
 
 DEFAULT_TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 
@@ -60,6 +70,9 @@ class RunMetadata:
     # CRONFLEET_ATTEMPT as written, kept when it is not a number so that a
     # wrong value shows in the logs instead of vanishing.
     attempt_raw: str | None = None
+    # After runs only: the upstream Schedule (namespace/name) whose run cycle
+    # started this run, so a chain can be followed through the logs.
+    upstream: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> RunMetadata:
@@ -79,6 +92,7 @@ class RunMetadata:
             attempt=attempt,
             scheduled_time=optional(ENV_SCHEDULED_TIME),
             attempt_raw=attempt_raw if attempt is None else None,
+            upstream=optional(ENV_UPSTREAM),
         )
 
     def log_fields(self) -> dict[str, object]:
@@ -89,6 +103,7 @@ class RunMetadata:
             "trigger": self.trigger,
             "attempt": self.attempt,
             "scheduledTime": self.scheduled_time,
+            "upstream": self.upstream,
         }
         if self.attempt_raw is not None:
             fields["attemptRaw"] = self.attempt_raw

@@ -4,6 +4,7 @@ only, and no duplicate Job across an operator restart."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -167,7 +168,9 @@ def test_every_example_is_accepted_by_the_api_server(
     examples = Path(__file__).resolve().parents[2] / "examples"
     schedules: list[Object] = []
     for manifest in sorted(examples.glob("*.yaml")):
-        for document in yaml.safe_load_all(manifest.read_text()):
+        for loaded in yaml.safe_load_all(manifest.read_text()):
+            # As kubectl sends it: YAML 1.1's boolean keys (an unquoted `on:`) as strings.
+            document = json.loads(json.dumps(loaded))
             if document and document["kind"] == "Schedule":
                 spec, problems = validate_spec(document["spec"], None)
                 assert spec is not None and not problems, (manifest.name, problems)

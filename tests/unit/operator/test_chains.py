@@ -54,8 +54,8 @@ def view(*cycles: CycleRecord, uid: str = "u1") -> UpstreamView:
 
 
 def test_each_new_cycle_that_ends_as_asked_queues_one_run_with_its_facts() -> None:
-    after = [Upstream(name="ingest")]
-    mark = UpstreamStatus(name="ingest", found=True, uid="u1", handled_cycle=1)
+    after = [Upstream(schedule="ingest")]
+    mark = UpstreamStatus(schedule="ingest", found=True, uid="u1", handled_cycle=1)
     upstream = view(cycle(1), cycle(2), cycle(3, "Failed"), cycle(4))
     out = follow_upstreams(after, {"ingest": mark}, {"ingest": upstream}, None)
     assert [(q.upstream_run, q.upstream_result) for q in out.queued] == [
@@ -72,19 +72,19 @@ def test_each_new_cycle_that_ends_as_asked_queues_one_run_with_its_facts() -> No
 
 def test_on_failed_and_on_finished() -> None:
     upstream = view(cycle(1, "Succeeded"), cycle(2, "Failed"), cycle(3, "Cancelled"))
-    mark = {"ingest": UpstreamStatus(name="ingest", uid="u1", handled_cycle=0)}
+    mark = {"ingest": UpstreamStatus(schedule="ingest", uid="u1", handled_cycle=0)}
     failed = follow_upstreams(
-        [Upstream(name="ingest", on=AfterOn.FAILED)], mark, {"ingest": upstream}, None
+        [Upstream(schedule="ingest", on=AfterOn.FAILED)], mark, {"ingest": upstream}, None
     )
     assert [q.upstream_run for q in failed.queued] == ["ingest-2"]
     finished = follow_upstreams(
-        [Upstream(name="ingest", on=AfterOn.FINISHED)], mark, {"ingest": upstream}, None
+        [Upstream(schedule="ingest", on=AfterOn.FINISHED)], mark, {"ingest": upstream}, None
     )
     assert [q.upstream_run for q in finished.queued] == ["ingest-1", "ingest-2", "ingest-3"]
 
 
 def test_a_new_downstream_follows_cycles_that_end_after_its_creation_only() -> None:
-    after = [Upstream(name="ingest")]
+    after = [Upstream(schedule="ingest")]
     upstream = view(cycle(7, minutes=-10), cycle(8, minutes=5))
     created = follow_upstreams(after, {}, {"ingest": upstream}, NOW)
     assert [q.upstream_run for q in created.queued] == ["ingest-8"]
@@ -94,7 +94,7 @@ def test_a_new_downstream_follows_cycles_that_end_after_its_creation_only() -> N
 
 
 def test_a_missing_upstream_keeps_its_mark_and_its_cycles_all_count_once_it_exists() -> None:
-    after = [Upstream(name="later")]
+    after = [Upstream(schedule="later")]
     missing = follow_upstreams(after, {}, {"later": None}, NOW)
     [status] = missing.upstreams
     assert status.found is False and status.uid == ""
@@ -109,16 +109,16 @@ def test_a_missing_upstream_keeps_its_mark_and_its_cycles_all_count_once_it_exis
 
 
 def test_cycles_trimmed_before_they_were_acted_on_are_reported() -> None:
-    mark = {"ingest": UpstreamStatus(name="ingest", uid="u1", handled_cycle=2)}
+    mark = {"ingest": UpstreamStatus(schedule="ingest", uid="u1", handled_cycle=2)}
     upstream = view(*(cycle(n) for n in range(6, 16)))
-    out = follow_upstreams([Upstream(name="ingest")], mark, {"ingest": upstream}, None)
+    out = follow_upstreams([Upstream(schedule="ingest")], mark, {"ingest": upstream}, None)
     assert len(out.queued) == 10
     assert [e[1] for e in out.events if e[0] == "Warning"] == ["UpstreamCyclesLost"]
     assert "3 run cycle(s) of ingest" in out.events[0][2]
 
 
 def test_a_schedule_in_a_cycle_is_invalid_and_names_the_cycle() -> None:
-    body = schedule(after=[{"name": "report"}])
+    body = schedule(after=[{"schedule": "report"}])
     observed = Observed(
         body,
         None,
@@ -135,7 +135,7 @@ def test_a_schedule_in_a_cycle_is_invalid_and_names_the_cycle() -> None:
 
 
 def test_a_missing_upstream_is_a_condition_and_one_warning_until_it_exists() -> None:
-    body = schedule(after=[{"name": "ingest"}])
+    body = schedule(after=[{"schedule": "ingest"}])
     plan = decide(Observed(body, None, None, TASKS, upstreams={"ingest": None}), CONFIG, AT)
     found = next(c for c in plan.status_patch["conditions"] if c["type"] == "UpstreamsFound")
     assert (found["status"], found["reason"]) == ("False", "UpstreamNotFound")
@@ -146,7 +146,9 @@ def test_a_missing_upstream_is_a_condition_and_one_warning_until_it_exists() -> 
     quiet = decide(Observed(body, None, None, TASKS, upstreams={"ingest": None}), CONFIG, AT)
     assert quiet.events == []
     # Not judged while the caches fill: no condition, no event.
-    early = decide(Observed(schedule(after=[{"name": "ingest"}]), None, None, TASKS), CONFIG, AT)
+    early = decide(
+        Observed(schedule(after=[{"schedule": "ingest"}]), None, None, TASKS), CONFIG, AT
+    )
     assert all(c["type"] != "UpstreamsFound" for c in early.status_patch["conditions"])
     appeared = decide(
         Observed(body, None, None, TASKS, upstreams={"ingest": UpstreamView("u", [])}), CONFIG, AT
@@ -158,3 +160,13 @@ def test_a_missing_upstream_is_a_condition_and_one_warning_until_it_exists() -> 
 def test_an_upstream_lists_its_downstreams() -> None:
     plan = decide(Observed(schedule(), None, None, TASKS, downstreams=["b", "a"]), CONFIG, AT)
     assert plan.status_patch["downstreams"] == ["a", "b"]
+
+
+def test_an_unquoted_on_key_as_yaml_1_1_tools_send_it_means_on() -> None:
+    # kubectl, Helm and Argo CD read `on: Failed` as {true: Failed} and send "true".
+    sent = Upstream.model_validate({"schedule": "ingest", "true": "Failed"})
+    assert sent.when is AfterOn.FAILED
+    assert Upstream.model_validate({"schedule": "ingest", "on": "Finished"}).when is (
+        AfterOn.FINISHED
+    )
+    assert Upstream.model_validate({"schedule": "ingest"}).when is AfterOn.SUCCEEDED

@@ -73,8 +73,8 @@ def test_a_downstream_starts_one_after_run_per_upstream_cycle_with_its_facts() -
             }
         ]
     )
-    downstream = spec(cron=None, after=[{"name": "ingest"}])
-    status = {"upstreams": [{"name": "ingest", "found": True, "uid": "u1", "handledCycle": 2}]}
+    downstream = spec(cron=None, after=[{"schedule": "ingest"}])
+    status = {"upstreams": [{"schedule": "ingest", "found": True, "uid": "u1", "handledCycle": 2}]}
     seen = Observations(upstreams={"ingest": UpstreamView(uid="u1", cycles=upstream_cycles)})
     out = track(schedule(status), downstream, [], {}, CONFIG, NOW, seen=seen)
     [created] = out.create_jobs

@@ -88,6 +88,20 @@ def test_every_log_line_carries_the_run_metadata(tmp_path: Path) -> None:
     assert finished["durationSeconds"] >= 0
 
 
+def test_an_after_run_names_its_upstream_on_every_log_line(tmp_path: Path) -> None:
+    upstream = {
+        "CRONFLEET_TRIGGER": "After",
+        "CRONFLEET_UPSTREAM": "tenant-acme/ingest",
+        "CRONFLEET_UPSTREAM_RUN": "ingest-m-1a2b3c4d",
+        "CRONFLEET_UPSTREAM_RESULT": "Succeeded",
+        "CRONFLEET_UPSTREAM_DATA": '{"return":{"rows":42}}',
+    }
+    _, events, _ = run(tmp_path, "sleep", None, **upstream)
+    assert events and all(e["upstream"] == "tenant-acme/ingest" for e in events)
+    _, events, _ = run(tmp_path, "sleep")
+    assert events and all(e["upstream"] is None for e in events)
+
+
 def test_param_values_are_not_logged(tmp_path: Path) -> None:
     result, events, _ = run(tmp_path, "command", {"argv": ["true"], "env": {"TOKEN": "s3cret"}})
     assert result.exit_code == EXIT_SUCCEEDED
