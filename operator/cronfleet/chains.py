@@ -152,8 +152,8 @@ def follow_upstreams(
                 (
                     "Normal",
                     "AfterQueued",
-                    f"A run is queued: {entry.schedule}'s run {cycle.run} ended {cycle.result.value} "
-                    f"(on: {entry.when.value})",
+                    f"A run is queued: {entry.schedule}'s run {cycle.run} ended "
+                    f"{cycle.result.value} (on: {entry.when.value})",
                 )
             )
         out.upstreams.append(status)

@@ -224,8 +224,9 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
     messages = [problem.message() for problem in problems]
     if spec is not None and observed.after_cycle:
         messages.append(
-            f"spec.after forms a cycle: {describe_cycle(observed.after_cycle)}; a Schedule "
-            "in it would wait for itself: remove one of these after entries"
+            f"spec.after forms a cycle: {describe_cycle(observed.after_cycle)} (each runs "
+            "after the next); a Schedule in it would wait for itself: remove one of these "
+            "after entries"
         )
         spec = None
     if spec is not None and observed.cronjob_rejection:
