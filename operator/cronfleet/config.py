@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 
@@ -19,6 +20,11 @@ class OperatorConfig:
     metrics_port: int = 8080
     # The runner image's numeric non-root user.
     runner_uid: int = 65532
+    # Addresses the http task may not connect to, passed to every run as
+    # CRONFLEET_HTTP_DENY_CIDRS: CIDRs added to the runner's built-in list of
+    # link-local and cloud metadata addresses (e.g. the cluster's pod and
+    # service CIDRs), "none" to drop that list, "default" for it alone.
+    http_deny_cidrs: str = "default"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:
@@ -34,4 +40,34 @@ class OperatorConfig:
             namespaces=names("CRONFLEET_NAMESPACES"),
             workers=int(env.get("CRONFLEET_WORKERS", "8")),
             metrics_port=int(env.get("CRONFLEET_METRICS_PORT", "8080")),
+            http_deny_cidrs=http_deny_cidrs(env.get("CRONFLEET_HTTP_DENY_CIDRS", "")),
         )
+
+
+def http_deny_cidrs(text: str) -> str:
+    """The deny-list setting as the runners get it; a bad one stops the operator at start-up.
+
+    Checked here so that a typo fails once, loudly, instead of failing every
+    http run of the cluster (the runner refuses to run with a list it cannot
+    read). The runner package is optional beside the operator, so the check
+    is repeated here; a unit test keeps it in step with the runner's parser.
+    """
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        return "default"
+    keywords = {item.lower() for item in items} & {"none", "default"}
+    if len(keywords) == 2:
+        raise ValueError(
+            f"CRONFLEET_HTTP_DENY_CIDRS cannot contain both 'none' and 'default' (got {text!r})"
+        )
+    for item in items:
+        if item.lower() in keywords:
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError as error:
+            raise ValueError(
+                "CRONFLEET_HTTP_DENY_CIDRS should be comma-separated CIDRs such as "
+                f"10.96.0.0/12, 'default' or 'none'; {item!r} is none of these ({error})"
+            ) from error
+    return ",".join(items)

@@ -15,7 +15,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,6 +41,13 @@ from cronfleet.naming import (
     TRIGGER_ANNOTATION,
     cronjob_name,
     labels,
+)
+from cronfleet.ownership import (
+    controller_uid,
+    name_holder,
+    own_cronjob,
+    own_pods,
+    own_runs,
 )
 from cronfleet.reconcile import Event, Observed, decide
 from cronfleet.runs import BLOCKING_WAIT_REASONS, NO_POD_GRACE, NO_POD_REASON, job_result
@@ -122,7 +129,9 @@ class Controller:
             self.tasks = known_tasks(self.config)
         self.check_params = params_check()
         # Owned objects carry the Schedule's name in a label, shortened for long names.
-        self.by_label: dict[Key, str] = {}
+        # Two long names may share a label value, or a CronJob name: a set each.
+        self.by_label: dict[Key, set[str]] = {}
+        self.by_cronjob: dict[Key, set[str]] = {}
         if self.metrics is None:
             self.metrics = Metrics(self.schedules.values)
         self.api.on_request = self.metrics.api_requests.inc
@@ -140,22 +149,41 @@ class Controller:
             self.rejections.pop(key, None)
             self.timers.cancel(key)
             self.failures.pop(key, None)
-            self.jobs.pop(label, None)
-            self.by_label.pop(label, None)
+            sharing = self.by_label.get(label, set())
+            sharing.discard(meta["name"])
+            if not sharing:
+                self.by_label.pop(label, None)
+                self.jobs.pop(label, None)
+            cronjob_key = (meta["namespace"], cronjob_name(meta["name"]))
+            rivals = self.by_cronjob.get(cronjob_key, set())
+            rivals.discard(meta["name"])
+            if not rivals:
+                self.by_cronjob.pop(cronjob_key, None)
+            # A Schedule that shared a name with this one may take it now.
+            for name in sharing | rivals:
+                self.queue.add((meta["namespace"], name))
             return
         if _older(body, self.schedules.get(key)):
             return  # our own status write already gave us a newer copy
         self._follow_chain(key, body)
         self.schedules[key] = dict(body)
-        self.by_label[label] = meta["name"]
+        for index, shared in (
+            (self.by_label, label),
+            (self.by_cronjob, (meta["namespace"], cronjob_name(meta["name"]))),
+        ):
+            sharing = index.setdefault(shared, set())
+            if meta["name"] not in sharing:
+                sharing.add(meta["name"])
+                for name in sharing:
+                    self.queue.add((meta["namespace"], name))
         self.queue.add(key)
 
-    def _schedule_of(self, meta: Mapping[str, Any]) -> Key | None:
+    def _schedules_of(self, meta: Mapping[str, Any]) -> list[Key]:
         value = (meta.get("labels") or {}).get(SCHEDULE_LABEL)
         if not value:
-            return None
-        name = self.by_label.get((meta["namespace"], value))
-        return (meta["namespace"], name) if name else None
+            return []
+        names = self.by_label.get((meta["namespace"], str(value)), ())
+        return [(meta["namespace"], name) for name in names]
 
     def observe_job(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         meta = body["metadata"]
@@ -172,15 +200,14 @@ class Controller:
             self.job_lookups.pop((meta["namespace"], meta["name"]), None)
         elif not _older(body, jobs.get(meta["name"])):
             jobs[meta["name"]] = dict(body)
-        key = self._schedule_of(meta)
-        if key is not None:
+        for key in self._schedules_of(meta):
             self.queue.add(key)
 
     def observe_pod(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         meta = body["metadata"]
         job_name = (meta.get("labels") or {}).get(JOB_NAME_LABEL)
-        key = self._schedule_of(meta)
-        if key is None or not job_name:
+        keys = self._schedules_of(meta)
+        if not keys or not job_name:
             return
         pods = self.pods.setdefault((meta["namespace"], job_name), {})
         if event_type == "DELETED":
@@ -190,7 +217,8 @@ class Controller:
             # A finished container tells the run's outcome; a container or pod
             # that cannot start is reported at once.
             if _finished_or_blocked(body):
-                self.queue.add(key)
+                for key in keys:
+                    self.queue.add(key)
 
     def observe_cronjob(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         meta = body["metadata"]
@@ -200,12 +228,17 @@ class Controller:
             self.cronjobs.pop(cache_key, None)
         else:
             self.cronjobs[cache_key] = dict(body)
-        owner = next(
-            (ref["name"] for ref in meta.get("ownerReferences") or [] if ref.get("kind") == KIND),
-            (meta.get("labels") or {}).get(SCHEDULE_LABEL),
-        )
-        if owner and (namespace, owner) in self.schedules:
-            self.queue.add((namespace, owner))
+        owners = {
+            str(ref.get("name"))
+            for ref in meta.get("ownerReferences") or []
+            if isinstance(ref, Mapping) and ref.get("kind") == KIND
+        }
+        owners |= {key[1] for key in self._schedules_of(meta)}
+        # A Schedule waiting for this name (another held it) looks again.
+        owners |= self.by_cronjob.get(cache_key, set())
+        for owner in owners:
+            if (namespace, owner) in self.schedules:
+                self.queue.add((namespace, owner))
 
     def observe_service_account(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         meta = body["metadata"]
@@ -346,11 +379,16 @@ class Controller:
         if account and warm:
             account_exists = (namespace, account) in self.service_accounts
         label = (namespace, labels(name)[SCHEDULE_LABEL])
-        jobs = list(self.jobs.get(label, {}).values())
+        uid = str(schedule["metadata"].get("uid") or "")
+        cached_cronjob = self.cronjobs.get((namespace, cronjob_name(name)))
+        cronjob = own_cronjob(cached_cronjob, uid)
+        # Runs by controller owner reference: a Job that only carries the label
+        # (anyone who may create Jobs can set it) is not a run of this Schedule.
+        jobs = own_runs(self.jobs.get(label, {}).values(), uid, cronjob)
         await self._look_up_failed_creates(namespace, jobs, now)
         observed = Observed(
             schedule=schedule,
-            cronjob=self.cronjobs.get((namespace, cronjob_name(name))),
+            cronjob=cronjob,
             service_account_exists=account_exists,
             known_tasks=self.tasks,
             check_params=self.check_params,
@@ -362,11 +400,12 @@ class Controller:
                 if (namespace, job["metadata"]["name"]) in self.job_messages
             },
             pods={
-                job["metadata"]["name"]: list(
-                    self.pods.get((namespace, job["metadata"]["name"]), {}).values()
+                job["metadata"]["name"]: own_pods(
+                    self.pods.get((namespace, job["metadata"]["name"]), {}).values(), job
                 )
                 for job in jobs
             },
+            ownership_conflict=self._ownership_conflict(key, schedule, cached_cronjob),
         )
         observed = dataclasses.replace(observed, **self._chain(key, spec, warm))
         generation = int(schedule["metadata"].get("generation") or 0)
@@ -473,6 +512,49 @@ class Controller:
         else:
             self.timers.cancel(key)
 
+    def _ownership_conflict(
+        self, key: Key, schedule: Mapping[str, Any], cronjob: Mapping[str, Any] | None
+    ) -> str | None:
+        """Why this Schedule may not take its CronJob name, if it may not."""
+        namespace, name = key
+        rivals = [
+            self.schedules[(namespace, other)]
+            for other in self.by_cronjob.get((namespace, cronjob_name(name)), ())
+            if other != name and (namespace, other) in self.schedules
+        ]
+        uid = schedule["metadata"].get("uid")
+
+        def taken_by(holder: Mapping[str, Any]) -> str:
+            return (
+                f"Schedule {holder['metadata']['name']} already owns the CronJob and run names "
+                f"{cronjob_name(name)!r} that the name {name!r} maps to (names longer than 52 "
+                "characters are shortened with a hash): rename one of them"
+            )
+
+        if cronjob is not None:
+            # Whoever controls the CronJob keeps it, however old the rivals are.
+            holder_uid = controller_uid(cronjob)
+            if holder_uid == uid:
+                return None
+            rival = next((r for r in rivals if r["metadata"].get("uid") == holder_uid), None)
+            if rival is not None:
+                return taken_by(rival)
+            owner = next(
+                (
+                    f"{ref.get('kind')}/{ref.get('name')}"
+                    for ref in cronjob["metadata"].get("ownerReferences") or []
+                    if isinstance(ref, Mapping) and ref.get("controller") is True
+                ),
+                "no controller",
+            )
+            return (
+                f"CronJob {cronjob_name(name)} already exists and is not this Schedule's "
+                f"(its controller: {owner}); the operator does not adopt it: delete or rename it"
+            )
+        # No CronJob (yet, or an interval cadence): the Schedule created first.
+        holder = name_holder(schedule, rivals)
+        return taken_by(holder) if holder is not None else None
+
     def _chain(self, key: Key, spec: Mapping[str, Any], warm: bool) -> dict[str, Any]:
         """The upstreams, downstreams and any cycle of spec.after, from the cache."""
         namespace, name = key
@@ -497,7 +579,7 @@ class Controller:
         }
 
     async def _look_up_failed_creates(
-        self, namespace: str, jobs: list[Body], now: datetime
+        self, namespace: str, jobs: Sequence[Mapping[str, Any]], now: datetime
     ) -> None:
         """Read why the Job controller could not create a run's pod, once per Job.
 

@@ -48,6 +48,67 @@ def owner_reference(name: str, uid: str) -> Manifest:
     }
 
 
+def literal_env_value(text: str) -> str:
+    """``text`` escaped so that the kubelet passes it as written.
+
+    The kubelet expands ``$(NAME)`` in env values from the container's other
+    variables (Secret-backed ones included) and turns ``$$`` into ``$``.
+    Doubling every ``$`` undoes exactly that: ``$$(NAME)`` stays literal, a
+    lone ``$`` stays itself, and params such as ``"$(TOKEN)"`` reach the
+    runner unexpanded instead of carrying a Secret's value into the task.
+    """
+    return text.replace("$", "$$")
+
+
+def secret_env_names(env: list[dict[str, Any]] | None) -> list[str]:
+    """Names of the ``env`` entries that take their value from a Secret."""
+    return [
+        str(entry["name"])
+        for entry in env or []
+        if isinstance(entry.get("valueFrom"), dict) and "secretKeyRef" in entry["valueFrom"]
+    ]
+
+
+# valueFrom sources that cannot hold a Secret's value.
+PLAIN_VALUE_SOURCES = frozenset({"configMapKeyRef", "fieldRef", "resourceFieldRef"})
+
+
+def plain_env_names(env: list[dict[str, Any]] | None) -> list[str]:
+    """Names of the ``env`` entries whose values the spec shows not to come from a Secret.
+
+    A literal that refers to another variable (``Bearer $(TOKEN)``) may
+    carry a Secret's value, so it does not count as plain.
+    """
+    names: list[str] = []
+    for entry in env or []:
+        if "," in str(entry["name"]):
+            # Cannot be listed without splitting; left out, it is masked: the safe way.
+            continue
+        source = entry.get("valueFrom")
+        if isinstance(source, dict):
+            if source and set(source) <= PLAIN_VALUE_SOURCES:
+                names.append(str(entry["name"]))
+        elif "$(" not in str(entry.get("value") or ""):
+            names.append(str(entry["name"]))
+    return names
+
+
+def secret_env_from_patterns(env_from: list[dict[str, Any]] | None) -> list[str]:
+    """Name patterns of the variables ``envFrom`` Secrets set: ``*`` or ``PREFIX*``.
+
+    The operator does not read Secrets (it would need get on every Secret of
+    every namespace), so it cannot know their keys; the runner masks every
+    variable such a pattern matches instead, except the plain ones.
+    """
+    patterns: list[str] = []
+    for source in env_from or []:
+        if isinstance(source, dict) and "secretRef" in source:
+            pattern = f"{source.get('prefix') or ''}*"
+            if pattern not in patterns:
+                patterns.append(pattern)
+    return patterns
+
+
 def runner_env(
     namespace: str,
     name: str,
@@ -56,11 +117,20 @@ def runner_env(
     attempt: int,
     scheduled_time: str | None = None,
     upstream: UpstreamFacts | None = None,
+    *,
+    http_deny_cidrs: str = "default",
 ) -> list[Manifest]:
-    """The runner contract's variables, then the user's own."""
+    """The runner contract's variables, then the user's own.
+
+    The masking and deny-list variables are always set, empty or not: set
+    in ``env``, they win over anything a Schedule's ``envFrom`` holds.
+    """
     contract: list[Manifest] = [
         {"name": "CRONFLEET_TASK", "value": spec.task},
-        {"name": "CRONFLEET_PARAMS", "value": json.dumps(spec.params, separators=(",", ":"))},
+        {
+            "name": "CRONFLEET_PARAMS",
+            "value": literal_env_value(json.dumps(spec.params, separators=(",", ":"))),
+        },
         {"name": "CRONFLEET_SCHEDULE", "value": f"{namespace}/{name}"},
         {
             "name": "CRONFLEET_RUN",
@@ -68,6 +138,13 @@ def runner_env(
         },
         {"name": "CRONFLEET_TRIGGER", "value": trigger.value},
         {"name": "CRONFLEET_ATTEMPT", "value": str(attempt)},
+        {"name": "CRONFLEET_SECRET_ENV", "value": ",".join(secret_env_names(spec.env))},
+        {
+            "name": "CRONFLEET_SECRET_ENV_FROM",
+            "value": ",".join(secret_env_from_patterns(spec.env_from)),
+        },
+        {"name": "CRONFLEET_PLAIN_ENV", "value": ",".join(plain_env_names(spec.env))},
+        {"name": "CRONFLEET_HTTP_DENY_CIDRS", "value": http_deny_cidrs},
     ]
     if scheduled_time:
         # Known for the operator's own Jobs; a CronJob's Jobs carry it only in
@@ -78,7 +155,11 @@ def runner_env(
             {"name": "CRONFLEET_UPSTREAM", "value": upstream.schedule},
             {"name": "CRONFLEET_UPSTREAM_RUN", "value": upstream.run},
             {"name": "CRONFLEET_UPSTREAM_RESULT", "value": upstream.result},
-            {"name": "CRONFLEET_UPSTREAM_DATA", "value": upstream.data or "null"},
+            # The upstream's data is another run's output: never expanded either.
+            {
+                "name": "CRONFLEET_UPSTREAM_DATA",
+                "value": literal_env_value(upstream.data or "null"),
+            },
         ]
     return contract + list(spec.env or [])
 
@@ -97,7 +178,16 @@ def pod_template(
         "name": RUNNER_CONTAINER,
         "image": config.runner_image,
         "imagePullPolicy": config.runner_pull_policy,
-        "env": runner_env(namespace, name, spec, trigger, attempt, scheduled_time, upstream),
+        "env": runner_env(
+            namespace,
+            name,
+            spec,
+            trigger,
+            attempt,
+            scheduled_time,
+            upstream,
+            http_deny_cidrs=config.http_deny_cidrs,
+        ),
         # The runner writes its summary there; on a crash the log tail stands in.
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {

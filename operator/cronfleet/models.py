@@ -114,6 +114,10 @@ class RunResult(StrEnum):
 # A Schedule's name: a DNS subdomain (what the API server allows for object names).
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 MAX_UPSTREAMS = 20
+# Bounds that keep one Schedule far below etcd's object size limit.
+MAX_ENV = 100
+MAX_ENV_FROM = 20
+MAX_TOLERATIONS = 50
 
 
 class Upstream(ApiModel):
@@ -311,6 +315,7 @@ class ScheduleSpec(ApiModel):
     )
     env: list[dict[str, Any]] | None = Field(
         default=None,
+        max_length=MAX_ENV,
         description="Environment variables of the runner container (core/v1 EnvVar list).",
         json_schema_extra={
             "items": {
@@ -322,9 +327,26 @@ class ScheduleSpec(ApiModel):
     )
     env_from: list[dict[str, Any]] | None = Field(
         default=None,
+        max_length=MAX_ENV_FROM,
         description="Sources of environment variables (core/v1 EnvFromSource list).",
         json_schema_extra={
-            "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+            "items": {
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": True,
+                "properties": {
+                    "prefix": {
+                        "type": "string",
+                        "description": "Prepended to each variable's name.",
+                        "x-kubernetes-validations": [
+                            {
+                                "rule": "!self.startsWith('CRONFLEET_')",
+                                "message": "envFrom[].prefix may not start with CRONFLEET_: "
+                                "those variables are set by cronfleet",
+                            }
+                        ],
+                    }
+                },
+            }
         },
     )
     service_account_name: str | None = Field(
@@ -341,6 +363,7 @@ class ScheduleSpec(ApiModel):
     )
     tolerations: list[dict[str, Any]] | None = Field(
         default=None,
+        max_length=MAX_TOLERATIONS,
         description="Tolerations of the run's pod (core/v1 Toleration list).",
         json_schema_extra={
             "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}

@@ -78,6 +78,9 @@ class Observed:
     upstreams: Mapping[str, UpstreamView | None] = field(default_factory=dict)
     downstreams: Sequence[str] = ()
     after_cycle: Sequence[str] | None = None
+    # Why this Schedule may not take its CronJob name (another Schedule holds
+    # it, or a CronJob it does not control has it): it then starts nothing.
+    ownership_conflict: str | None = None
 
 
 @dataclass
@@ -222,6 +225,9 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
             problems.append(never)
             spec = None
     messages = [problem.message() for problem in problems]
+    if observed.ownership_conflict:
+        messages.append(observed.ownership_conflict)
+        spec = None
     if spec is not None and observed.after_cycle:
         messages.append(
             f"spec.after forms a cycle: {describe_cycle(observed.after_cycle)} (each runs "

@@ -435,11 +435,12 @@ def _counted(state: RunState, job: Mapping[str, Any]) -> bool:
     name = job["metadata"]["name"]
     previous = state.history.get(name)
     annotated = (job["metadata"].get("annotations") or {}).get(RECORDED_ANNOTATION) == "true"
-    return (
-        annotated
-        or name in state.recorded_jobs
-        or (previous is not None and previous.result is not None)
-    )
+    if previous is not None:
+        # The operator marks a Job only after its result is in the history: a
+        # mark on a run the history still shows running was set by someone else
+        # (anyone who may patch Jobs), and must not hide the run's outcome.
+        return previous.result is not None or name in state.recorded_jobs
+    return annotated or name in state.recorded_jobs
 
 
 def _outside_window(

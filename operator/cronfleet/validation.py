@@ -128,6 +128,17 @@ def validate_spec(
                     f"names starting with {RESERVED_ENV_PREFIX} are set by cronfleet",
                 )
             )
+    for index, item in enumerate(spec.env_from or []):
+        prefix = str(item.get("prefix", ""))
+        if prefix.startswith(RESERVED_ENV_PREFIX):
+            problems.append(
+                Problem(
+                    f"envFrom[{index}].prefix",
+                    repr(prefix),
+                    f"a prefix starting with {RESERVED_ENV_PREFIX} would set cronfleet's own "
+                    "variables",
+                )
+            )
     problems.extend(_resource_problems(spec.resources or {}))
     return (spec if not problems else None), problems
 

@@ -34,6 +34,23 @@ ENV_UPSTREAM_RESULT = "CRONFLEET_UPSTREAM_RESULT"
 ENV_UPSTREAM_DATA = "CRONFLEET_UPSTREAM_DATA"
 MAX_UPSTREAM_DATA_BYTES = 4096
 
+# Every contract variable starts so; a Schedule's own env may not.
+CONTRACT_PREFIX = "CRONFLEET_"
+# Which variables hold Secret values, so that the runner masks those values
+# in its summary and logs (cronfleet_runner.masking): the names of the
+# Schedule's env entries with secretKeyRef; the name patterns (`*`, or
+# `PREFIX*` for an envFrom prefix) of the envFrom Secrets' variables; and the
+# names the spec sets without a Secret, exempt from those patterns. Each is
+# comma-separated and always set by the operator, so that a Schedule's
+# envFrom cannot set them (env wins over envFrom).
+ENV_SECRET_ENV = "CRONFLEET_SECRET_ENV"
+ENV_SECRET_ENV_FROM = "CRONFLEET_SECRET_ENV_FROM"
+ENV_PLAIN_ENV = "CRONFLEET_PLAIN_ENV"
+# The addresses the http task must not connect to (cronfleet_runner.egress):
+# comma-separated CIDRs added to the built-in list of link-local and cloud
+# metadata addresses, `none` to drop the built-in list; set per cluster.
+ENV_HTTP_DENY_CIDRS = "CRONFLEET_HTTP_DENY_CIDRS"
+
 DEFAULT_TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 
 # The operator retries exit 1 later, with backoff; the Job's podFailurePolicy

@@ -2,7 +2,9 @@
 
 Every line carries the run metadata (task, schedule, run, trigger, attempt,
 scheduled time), so a line found alone in a log store still says which run
-it belongs to.
+it belongs to. Secret values are masked in every field (see
+cronfleet_runner.masking) before the field is clipped, so that a clip cannot
+leave half a secret behind unrecognised.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Literal, TextIO
 
 from cronfleet_runner.contract import RunMetadata
+from cronfleet_runner.masking import Masker
 
 Level = Literal["debug", "info", "warning", "error"]
 
@@ -40,9 +43,11 @@ class EventLog:
         stream: TextIO,
         metadata: RunMetadata,
         clock: Callable[[], str] = utc_timestamp,
+        masker: Masker | None = None,
     ) -> None:
         self._stream = stream
-        self._metadata = metadata.log_fields()
+        self._masker = masker or Masker()
+        self._metadata = self._masker.value(metadata.log_fields())
         self._clock = clock
         self._lock = threading.Lock()
 
@@ -50,7 +55,7 @@ class EventLog:
         record: dict[str, object] = {"ts": self._clock(), "level": level, "event": event}
         record.update(self._metadata)
         for key, value in fields.items():
-            record[key] = _clipped(value)
+            record[key] = _clipped(self._masker.value(value))
         line = json.dumps(record, ensure_ascii=False, default=str, separators=(",", ":"))
         with self._lock:
             try:

@@ -15,7 +15,7 @@ import threading
 import time
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import FrameType, TracebackType
 from typing import Any, TextIO
 
@@ -30,6 +30,7 @@ from cronfleet_runner.contract import (
     termination_message_path,
 )
 from cronfleet_runner.eventlog import EventLog
+from cronfleet_runner.masking import Masker
 from cronfleet_runner.params import parse_params_json
 from cronfleet_runner.registry import RegisteredTask, Registry
 from cronfleet_runner.summary import (
@@ -235,6 +236,14 @@ def _run(
     return _result_of(thread, log)
 
 
+def mask_summary(summary: Summary, masker: Masker) -> Summary:
+    """The summary with every secret value in its message and data replaced by ***."""
+    if not masker:
+        return summary
+    data = None if summary.data is None else masker.value(dict(summary.data))
+    return Summary(summary.result, masker.text(summary.message), data)
+
+
 def stop_grace_from(environ: Mapping[str, str]) -> tuple[float, str | None]:
     """The stop grace in seconds, and a warning when the variable was unusable."""
     text = environ.get(ENV_STOP_GRACE_SECONDS, "").strip()
@@ -261,7 +270,8 @@ def execute(
 ) -> RunResult:
     """Run the task the environment names; log, write the termination message, return."""
     metadata = RunMetadata.from_environ(environ)
-    log = EventLog(stdout, metadata)
+    masker = Masker.from_environ(environ)
+    log = EventLog(stdout, metadata, masker=masker)
     started_at = time.monotonic()
     with SignalWatch() as signals:
         log.info("run.started", runnerVersion=__version__, pid=os.getpid())
@@ -275,6 +285,8 @@ def execute(
             if grace_problem is not None:
                 log.warning("run.environment_invalid", message=grace_problem)
         result = _run(metadata, environ, registry, log, signals, started_at, stop_grace_seconds)
+        # Masked whole, before the summary's bounds clip anything.
+        result = replace(result, summary=mask_summary(result.summary, masker))
         path = termination_message_path(environ)
         problem = write_termination_message(path, result.summary)
         if problem is not None:

@@ -102,6 +102,8 @@ def test_template_defaults_and_combinations(helm: Any) -> None:
             "Deployment/cf-cronfleet",
             "Service/cf-cronfleet-metrics",
             "ServiceAccount/cf-cronfleet",
+            "ValidatingAdmissionPolicy/cf-cronfleet-schedule-author",
+            "ValidatingAdmissionPolicyBinding/cf-cronfleet-schedule-author",
         ]
     )
     deployment = next(d for d in defaults if d["kind"] == "Deployment")
@@ -338,6 +340,34 @@ def test_helm_install_runs_the_operator_with_the_charts_rbac(
             team_a,
         )
         alice = Kube(cluster.kube.credentials).with_token(user_token(cluster, team_a, "alice"))
+
+        # cronfleet-edit alone is not enough: a Schedule runs Jobs, so its author
+        # must be allowed to create Jobs there (the chart's admission policy).
+        def refused() -> str | None:
+            try:
+                alice.create(SCHEDULES, schedule("nightly"), team_a)
+            except ApiError as error:
+                return error.message if error.status == 403 else None
+            alice.delete(SCHEDULES, "nightly", team_a)  # the policy is not in force yet
+            return None
+
+        message = eventually(refused, timeout=30, interval=0.5, what="the admission policy")
+        assert "may not create jobs in namespace team-a" in message
+        cluster.kube.create(
+            ROLEBINDINGS,
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "alice-batch"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "edit",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": "alice", "namespace": team_a}],
+            },
+            team_a,
+        )
         alice.create(SCHEDULES, schedule("nightly"), team_a)
         eventually(
             lambda: (

@@ -48,6 +48,12 @@ from tests.integration.test_schedules import events_for, schedule, status_of, wa
         ({"cron": "0 2 * * 7"}, "day-of-week field '7' is not valid"),
         ({"timeZone": "Mars/Olympus_Mons"}, "timeZone must be an IANA time zone"),
         ({"startingDeadlineSeconds": 0}, "a shorter deadline may never start a run"),
+        (
+            {"envFrom": [{"prefix": "CRONFLEET_", "secretRef": {"name": "db"}}]},
+            "envFrom[].prefix may not start with CRONFLEET_",
+        ),
+        ({"env": [{"name": f"V{i}", "value": "x"} for i in range(101)]}, "spec.env"),
+        ({"tolerations": [{"operator": "Exists"}] * 51}, "spec.tolerations"),
     ],
 )
 def test_apply_time_rejections_name_the_field(

@@ -51,6 +51,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [cronfleet.io]
   resources: [schedules/status]
   verbs: [patch]
+# The Jobs and CronJobs the operator creates name their Schedule as owner with
+# blockOwnerDeletion; where the OwnerReferencesPermissionEnforcement admission
+# plugin runs (OpenShift, hardened clusters) that needs update on finalizers.
+- apiGroups: [cronfleet.io]
+  resources: [schedules/finalizers]
+  verbs: [update]
 # One CronJob per cron Schedule, written with server-side apply (create + patch);
 # deleted when the cadence stops being a cron (every, at, run-now only).
 - apiGroups: [batch]

@@ -8,7 +8,8 @@ messages.
 How statuses count: a status in ``expectedStatus`` (default any 2xx)
 succeeds; one in ``retryableStatus`` (default 408, 429 and any 5xx) fails
 with exit 1; any other status fails with exit 2. Connection errors and
-timeouts are retryable.
+timeouts are retryable. Addresses on the deny-list (cronfleet_runner.egress)
+are refused before connecting, a permanent failure.
 """
 
 from __future__ import annotations
@@ -35,6 +36,14 @@ from pydantic import (
 )
 
 from cronfleet_runner import __version__
+from cronfleet_runner.egress import (
+    AddressDeniedError,
+    DenyListError,
+    Guard,
+    GuardedHTTPHandler,
+    GuardedHTTPSHandler,
+    deny_rules_from,
+)
 from cronfleet_runner.eventlog import EventLog
 from cronfleet_runner.summary import clip
 from cronfleet_runner.task import (
@@ -405,10 +414,17 @@ def http_task(params: HttpParams, context: RunContext) -> Outcome:
     shown = f"{params.method} {shown_url(url)}"
     headers = request_headers(params, context.environ)
     secret_headers = frozenset(name.lower() for name in params.headers_from_env)
+    try:
+        guard = Guard(deny_rules_from(context.environ))
+    except DenyListError as error:
+        # Fail closed: a deny-list that cannot be read protects nothing.
+        raise PermanentFailure(f"{shown} was not attempted: {error}.") from error
     started = time.monotonic()
     deadline = started + params.timeout_seconds
     redirects = RedirectPolicy(params, secret_headers, deadline, context.log)
-    opener = urllib.request.build_opener(redirects)
+    opener = urllib.request.build_opener(
+        redirects, GuardedHTTPHandler(guard), GuardedHTTPSHandler(guard)
+    )
     request = urllib.request.Request(
         url, data=request_body(params), headers=headers, method=params.method
     )
@@ -442,6 +458,23 @@ def http_task(params: HttpParams, context: RunContext) -> Outcome:
                 content, too_big = read_capped(response, params.max_response_bytes, deadline)
     except RedirectRefusedError as refused:
         raise PermanentFailure(f"{shown} failed: {refused}.") from refused
+    except AddressDeniedError as denied:
+        context.log.error(
+            "http.refused",
+            host=denied.host,
+            address=denied.address,
+            rule=str(denied.rule.network),
+            redirects=redirects.hops,
+        )
+        after = f" after {redirects.hops} redirect(s)" if redirects.hops else ""
+        raise PermanentFailure(
+            f"{shown} was refused{after}: {denied}.",
+            {
+                "refusedHost": denied.host,
+                "refusedAddress": denied.address,
+                "rule": str(denied.rule.network),
+            },
+        ) from denied
     except TimeoutError as error:
         raise timed_out() from error
     except urllib.error.URLError as error:

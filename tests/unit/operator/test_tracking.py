@@ -635,3 +635,13 @@ def test_a_cronjob_run_for_a_fire_time_outside_the_window_is_stopped_and_not_cou
     ended = track(schedule(kept.updates), window, [late], {}, CONFIG, NOW + timedelta(minutes=3))
     assert ended.delete_jobs == ["sync-29000003"]
     assert "at or after endTime" in ended.events[0].message
+
+
+def test_a_recorded_mark_set_by_someone_else_on_a_running_run_does_not_hide_its_failure() -> None:
+    running_run = running("sync-29000000", created=NOW - timedelta(seconds=40))
+    started = track(schedule(), spec(retry={"maxRetries": 0}), [running_run], {}, CONFIG, NOW)
+    failed = job("sync-29000000", "Failed")
+    failed["metadata"]["annotations"]["cronfleet.io/recorded"] = "true"  # forged
+    out = track(schedule(started.updates), spec(retry={"maxRetries": 0}), [failed], {}, CONFIG, NOW)
+    assert out.updates["counts"]["failed"] == 1
+    assert [e.reason for e in out.events if e.type == "Warning"][:1] == ["RunFailed"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 
@@ -61,3 +62,8 @@ def ignores_stop() -> None:
     # A non-daemon thread would hold an ordinary interpreter exit for a minute.
     threading.Thread(target=time.sleep, args=(60,), name="leftover").start()
     time.sleep(60)
+
+
+def login(variable: str) -> None:
+    # An exception that quotes a credential, as client libraries' errors sometimes do.
+    raise RuntimeError(f"login refused for key {os.environ[variable]!r}")
