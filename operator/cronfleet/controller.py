@@ -145,6 +145,8 @@ class Controller:
         self._index_account(key, body if event_type != "DELETED" else None)
         if event_type == "DELETED":
             self._follow_chain(key, None)
+            if self.metrics is not None:
+                self.metrics.forget(*key)
             self.schedules.pop(key, None)
             self.rejections.pop(key, None)
             self.timers.cancel(key)
@@ -439,10 +441,10 @@ class Controller:
                 created = await self.api.create(jobs_path(namespace), job)
                 self.jobs.setdefault(label, {})[created["metadata"]["name"]] = created
                 trigger = job["metadata"]["annotations"][TRIGGER_ANNOTATION]
-                metrics.runs_started.labels(namespace, name, trigger).inc()
+                metrics.of(metrics.runs_started, namespace, name, trigger).inc()
                 if trigger in ("Retry", "Manual"):
                     counter = metrics.retries if trigger == "Retry" else metrics.manual_runs
-                    counter.labels(namespace, name).inc()
+                    metrics.of(counter, namespace, name).inc()
                 log.info("created %s Job %s/%s", trigger, namespace, job["metadata"]["name"])
             except ApiError as error:
                 # A deterministic name already taken means this run exists: done.
@@ -465,11 +467,11 @@ class Controller:
             await self.post_event(schedule, event)
         for record in plan.finished:
             result = record.result.value if record.result else "Unknown"
-            metrics.runs.labels(namespace, name, record.trigger.value, result).inc()
+            metrics.of(metrics.runs, namespace, name, record.trigger.value, result).inc()
             if record.duration_seconds is not None:
-                metrics.run_duration.labels(namespace, name).observe(record.duration_seconds)
+                metrics.of(metrics.run_duration, namespace, name).observe(record.duration_seconds)
         for miss in plan.missed:
-            metrics.missed_runs.labels(namespace, name, miss_reason_label(miss.cause)).inc()
+            metrics.of(metrics.missed_runs, namespace, name, miss_reason_label(miss.cause)).inc()
         if plan.delete_cronjob:
             try:
                 await self.api.delete(cronjob_path(namespace, cronjob_name(name)))

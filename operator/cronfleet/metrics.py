@@ -11,6 +11,7 @@ scrapes, however many Schedules there are.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -371,6 +372,21 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(ScheduleCollector(schedules))
+        # The label sets each Schedule's series were created with, so that they
+        # go with the Schedule instead of staying until the operator restarts.
+        self._series: dict[tuple[str, str], set[tuple[Counter | Histogram, tuple[str, ...]]]] = {}
+
+    def of(self, metric: Counter | Histogram, namespace: str, schedule: str, *labels: str) -> Any:
+        """``metric.labels(namespace, schedule, *labels)``, remembered for :meth:`forget`."""
+        values = (namespace, schedule, *labels)
+        self._series.setdefault((namespace, schedule), set()).add((metric, values))
+        return metric.labels(*values)
+
+    def forget(self, namespace: str, schedule: str) -> None:
+        """Drop the series of a deleted Schedule."""
+        for metric, values in self._series.pop((namespace, schedule), set()):
+            with contextlib.suppress(KeyError):
+                metric.remove(*values)
 
     def serve(self, port: int) -> None:
         start_http_server(port, registry=self.registry)

@@ -296,3 +296,15 @@ def cron(expression: str) -> CronSpec:
     spec = parse(expression)
     assert isinstance(spec, CronSpec)
     return spec
+
+
+def test_the_series_of_a_deleted_schedule_go_with_it() -> None:
+    metrics = Metrics(list)
+    metrics.of(metrics.runs, "team-a", "gone", "Scheduled", "Failed").inc()
+    metrics.of(metrics.run_duration, "team-a", "gone").observe(3)
+    metrics.of(metrics.runs, "team-a", "kept", "Scheduled", "Succeeded").inc()
+    metrics.forget("team-a", "gone")
+    text = generate_latest(metrics.registry).decode()
+    assert 'schedule="gone"' not in text
+    assert 'cronfleet_runs_total{namespace="team-a",result="Succeeded",schedule="kept"' in text
+    metrics.forget("team-a", "never-seen")  # nothing to drop: no error
