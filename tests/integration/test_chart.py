@@ -218,7 +218,22 @@ def test_every_rendered_manifest_is_accepted_by_the_api_server(
             "--timeout=30s",
         )
     ensure_namespace(cluster, "cronfleet-system")
-    for args in ([], ALL_OPTIONS, ["--set", "watchNamespaces={default}"]):
+    # The local CNI does not enforce NetworkPolicies: they are checked by the API
+    # server's validation only.
+    policies = [
+        "--set",
+        "watchNamespaces={default}",
+        "--set",
+        "networkPolicy.enabled=true",
+        "--set",
+        "networkPolicy.runs.enabled=true",
+        "--set",
+        "networkPolicy.runs.denyCidrs={10.96.0.0/12}",
+        "--set-json",
+        'networkPolicy.metricsFrom=[{"namespaceSelector":{"matchLabels":'
+        '{"kubernetes.io/metadata.name":"monitoring"}}}]',
+    ]
+    for args in ([], ALL_OPTIONS, ["--set", "watchNamespaces={default}"], policies):
         manifests = helm(
             "template",
             "cf",
