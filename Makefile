@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 .PHONY: help
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml runner-image/pyproject.toml hack/pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), f"Python >= 3.11 is needed, $(PYTHON) is {sys.version.split()[0]}"'
@@ -53,7 +53,7 @@ integration: binaries ## Integration tests on the local control plane (or CRONFL
 
 .PHONY: test
 test: lint typecheck binaries ## Everything: lint, types, unit and integration tests
-	$(call run_pytest,tests)
+	$(call run_pytest,tests --ignore=tests/images)
 
 .PHONY: demo
 demo: binaries ## The main job: local control plane, CRD, operator, examples/, `kubectl get schedules`
@@ -66,6 +66,35 @@ bench: binaries ## Benchmarks on a fresh local control plane; prints a table wit
 .PHONY: e2e-kind
 e2e-kind: $(STAMP) ## With Docker and kind: build images, helm install, run the integration suite on kind
 	hack/e2e/kind.sh $(PYTEST_ARGS)
+
+.PHONY: e2e-node
+e2e-node: $(STAMP) ## The real node (kubelet, containerd, CNI) in a network namespace of its own: tests/e2e
+	$(BIN)/cronfleet-devcluster build --with-kubelet
+	$(BIN)/python -m cronfleet_devcluster.netns -- env CRONFLEET_NODE=kubelet \
+		$(BIN)/pytest tests/e2e/test_node.py --durations=0 $(PYTEST_ARGS)
+
+.PHONY: images
+images: $(STAMP) ## Build the operator and runner images with podman (Debian base here); print their sizes
+	$(BIN)/python -m cronfleet_devcluster.containerimages build $(IMAGES_ARGS)
+
+.PHONY: images-test
+images-test: images ## Run the built images as a restricted pod would: the runner contract, the operator's start
+	$(call run_pytest,tests/images)
+
+# The images install exactly these pins, by hash. Resolved with Python 3.11, the
+# images' interpreter, from the index alone (no local find-links), so every hash
+# is of a file the index serves. LOCK_ARGS=--upgrade moves every pin forward.
+LOCK_TOOLS := $(VENV)/lock-tools
+PIP_COMPILE = env -u PIP_FIND_LINKS CUSTOM_COMPILE_COMMAND='make lock' \
+	$(LOCK_TOOLS)/bin/pip-compile --quiet --generate-hashes --strip-extras \
+	--no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
+
+.PHONY: lock
+lock: ## Regenerate the images' hashed lock files (runner-image/ and operator/requirements.lock)
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"the lock files are for the images\x27 Python 3.11; $(PYTHON) is {sys.version.split()[0]}"'
+	@test -x $(LOCK_TOOLS)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_TOOLS) && $(LOCK_TOOLS)/bin/pip install --quiet 'pip-tools==7.6.2'; }
+	$(PIP_COMPILE) --output-file runner-image/requirements.lock runner-image/pyproject.toml
+	$(PIP_COMPILE) --output-file operator/requirements.lock pyproject.toml runner-image/pyproject.toml
 
 .PHONY: crds
 crds: $(STAMP) ## Regenerate crds/ (and the chart's copy) from the pydantic models

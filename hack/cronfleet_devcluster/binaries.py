@@ -32,6 +32,7 @@ HELM_MODULE = HACK_DIR / "helm"
 PROMTOOL_MODULE = HACK_DIR / "promtool"
 KSTATUS_MODULE = HACK_DIR / "kstatus"
 CRON_ORACLE_MODULE = HACK_DIR / "cronoracle"
+NODE_PROBE_MODULE = HACK_DIR / "nodeprobe"
 
 KUBERNETES_PROGRAMS = ("kube-apiserver", "kube-controller-manager", "kubectl")
 
@@ -243,6 +244,60 @@ def _build(
     subprocess.run(command, cwd=module, env=env, check=True)
     shutil.rmtree(out_dir, ignore_errors=True)
     scratch.rename(out_dir)
+
+
+# The real node's programs (CRONFLEET_NODE=kubelet): the kubelet, and the
+# scheduler that the node agent's own binding stands in for otherwise.
+NODE_PROGRAMS = ("kubelet", "kube-scheduler")
+
+
+@dataclass(frozen=True)
+class NodeBinaries:
+    kubelet: Path
+    kube_scheduler: Path
+
+    def all(self) -> tuple[Path, ...]:
+        return (self.kubelet, self.kube_scheduler)
+
+
+def cached_node_binaries(root: Path | None = None) -> NodeBinaries:
+    directory = (root or cache_root()) / "bin" / f"kubernetes-node-{KUBERNETES_VERSION}"
+    return NodeBinaries(kubelet=directory / "kubelet", kube_scheduler=directory / "kube-scheduler")
+
+
+def ensure_node_binaries(root: Path | None = None, log: bool = True) -> NodeBinaries:
+    """The kubelet and kube-scheduler of the pinned release, built when missing.
+
+    Only the real node needs them, and a cold build takes minutes, so they
+    are kept apart from the control-plane programs every test session builds.
+    """
+    programs = cached_node_binaries(root)
+    if not all(path.exists() for path in programs.all()):
+        _say(
+            log,
+            f"building Kubernetes {KUBERNETES_VERSION} ({', '.join(NODE_PROGRAMS)}) "
+            "from the Go module proxy; a cold build takes a few minutes ...",
+        )
+        started = time.monotonic()
+        _build(
+            KUBERNETES_MODULE,
+            programs.kubelet.parent,
+            [f"k8s.io/kubernetes/cmd/{name}" for name in NODE_PROGRAMS],
+            version_ldflags(KUBERNETES_VERSION),
+        )
+        _say(log, f"built the node programs in {time.monotonic() - started:.0f}s")
+    return programs
+
+
+def cached_node_probe(root: Path | None = None) -> Path:
+    directory = f"nodeprobe-{_source_digest(NODE_PROBE_MODULE)}"
+    return (root or cache_root()) / "bin" / directory / "nodeprobe"
+
+
+def ensure_node_probe(root: Path | None = None, log: bool = True) -> Path:
+    """The static program of the real node's pause image and smoke test (``hack/nodeprobe``)."""
+    what = "the node probe (pause container and smoke-test program)"
+    return _build_once(cached_node_probe(root), what, NODE_PROBE_MODULE, ["."], "-s -w", log)
 
 
 def ensure_binaries(root: Path | None = None, log: bool = True) -> Binaries:

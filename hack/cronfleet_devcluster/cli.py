@@ -17,6 +17,8 @@ from cronfleet_devcluster.binaries import (
     ensure_cron_oracle,
     ensure_helm,
     ensure_kstatus,
+    ensure_node_binaries,
+    ensure_node_probe,
     ensure_promtool,
     kstatus_cli_utils_version,
     prometheus_release,
@@ -30,7 +32,7 @@ def default_directory() -> Path:
     return Path(os.environ.get("CRONFLEET_CLUSTER_DIR", REPO_ROOT / ".cluster"))
 
 
-def command_build(_: argparse.Namespace) -> int:
+def command_build(args: argparse.Namespace) -> int:
     started = time.monotonic()
     binaries = ensure_binaries()
     helm = ensure_helm()
@@ -38,12 +40,16 @@ def command_build(_: argparse.Namespace) -> int:
     kstatus = ensure_kstatus()
     # Built here so that the unit suite's cron parity test never fetches modules.
     oracle = ensure_cron_oracle()
+    # The real node's programs only on request: a cold kubelet build takes minutes.
+    node_programs = (
+        (*ensure_node_binaries().all(), ensure_node_probe()) if args.with_kubelet else ()
+    )
     print(
         f"Kubernetes {KUBERNETES_VERSION}, etcd {ETCD_VERSION}, Helm {HELM_VERSION}, "
         f"promtool {prometheus_release()} and kstatus (cli-utils {kstatus_cli_utils_version()}) "
         f"ready in {time.monotonic() - started:.1f}s:"
     )
-    for path in (*binaries.all(), helm, promtool, kstatus, oracle):
+    for path in (*binaries.all(), helm, promtool, kstatus, oracle, *node_programs):
         print(f"  {path}")
     return 0
 
@@ -107,10 +113,16 @@ def main(argv: list[str] | None = None) -> None:
         help="state directory (default: $CRONFLEET_CLUSTER_DIR or ./.cluster)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser(
+    build = commands.add_parser(
         "build",
         help="build the control-plane programs, Helm, promtool and kstatus, "
         "or reuse the cached ones",
+    )
+    build.add_argument(
+        "--with-kubelet",
+        action="store_true",
+        help="also the real node's kubelet, kube-scheduler and pause program "
+        "(CRONFLEET_NODE=kubelet)",
     )
     commands.add_parser(
         "up",
@@ -130,4 +142,8 @@ def main(argv: list[str] | None = None) -> None:
         "status": command_status,
         "demo": command_demo,
     }[args.command]
-    sys.exit(handler(args))
+    try:
+        sys.exit(handler(args))
+    except ControlPlaneError as error:  # a bad CRONFLEET_NODE, say: a sentence, no traceback
+        print(f"cronfleet-devcluster: {error}", file=sys.stderr)
+        sys.exit(1)

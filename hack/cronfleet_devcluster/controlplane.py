@@ -1,7 +1,9 @@
 """Start and stop a real local Kubernetes control plane.
 
 etcd, kube-apiserver and kube-controller-manager run as local processes on
-loopback; the node agent (``cronfleet_devcluster.agent``) plays the kubelet.
+loopback; the node agent (``cronfleet_devcluster.agent``) plays the kubelet,
+or, with ``CRONFLEET_NODE=kubelet``, a real kubelet on containerd
+(``cronfleet_devcluster.node``) runs the pods.
 The same class serves the pytest session fixture and ``make cluster``: all
 state (certificates, tokens, data, logs, process ids, kubeconfig) lives in one
 directory, so a detached cluster can be stopped later from its directory.
@@ -23,9 +25,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cronfleet_devcluster import node as kubelet_node
 from cronfleet_devcluster.binaries import Binaries, ensure_binaries
 
 NODE_NAME = "cronfleet-local"
+NODE_KINDS = ("agent", "kubelet")
 SERVICE_CIDR = "10.96.0.0/16"
 
 # The controllers the product relies on, plus the ones a Deployment (the
@@ -48,6 +52,16 @@ CONTROLLERS = (
 
 class ControlPlaneError(RuntimeError):
     """The control plane could not start; the message says which part and why."""
+
+
+def node_kind_from_environment() -> str:
+    """Which node runs the pods: ``$CRONFLEET_NODE``, the node agent unless it says ``kubelet``."""
+    kind = os.environ.get("CRONFLEET_NODE", "") or "agent"
+    if kind not in NODE_KINDS:
+        raise ControlPlaneError(
+            f"CRONFLEET_NODE={kind!r} is not a node kind; use one of {', '.join(NODE_KINDS)}"
+        )
+    return kind
 
 
 def free_port() -> int:
@@ -154,7 +168,11 @@ class ControlPlane:
 
     directory: Path
     binaries: Binaries | None = None
+    # False: no node at all. Which node runs when one does: `node`.
     with_agent: bool = True
+    node: str = field(default_factory=node_kind_from_environment)
+    # How long the real node's steps took at the last start, in seconds.
+    node_timings: dict[str, float] = field(default_factory=dict)
     processes: dict[str, int] = field(default_factory=dict)
     commands: dict[str, tuple[list[str], dict[str, str] | None]] = field(default_factory=dict)
     api_port: int = 0
@@ -189,6 +207,15 @@ class ControlPlane:
         shutil.rmtree(self.directory / "agent", ignore_errors=True)
         pki = self.directory / "pki"
         write_pki(pki)
+        real_node = self.with_agent and self.node == "kubelet"
+        api_server_extra: list[str] = []
+        if real_node:
+            try:
+                kubelet_node.require_isolated_network()
+                kubelet_node.write_node_pki(pki, NODE_NAME)
+            except kubelet_node.NodeError as error:
+                raise ControlPlaneError(str(error)) from error
+            api_server_extra = kubelet_node.api_server_arguments(pki)
         admin_token = secrets.token_hex(16)
         kcm_token = secrets.token_hex(16)
         agent_token = secrets.token_hex(16)
@@ -200,7 +227,9 @@ class ControlPlane:
             f'{agent_token},system:node:{NODE_NAME},uid-node,"system:nodes,system:masters"\n'
         )
         etcd_port, etcd_peer_port = free_port(), free_port()
-        self.api_port = free_port()
+        # With the real node, the API server also serves the `kubernetes`
+        # Service's address and port, so pods reach it as in a cluster.
+        self.api_port = kubelet_node.API_SERVICE_PORT if real_node else free_port()
         kcm_port = free_port()
         self._write_state()
         try:
@@ -254,7 +283,10 @@ class ControlPlane:
                     "--authorization-mode",
                     "RBAC",
                     "--enable-admission-plugins",
-                    "PodSecurity,NamespaceLifecycle,ServiceAccount",
+                    # OwnerReferencesPermissionEnforcement: owner references that block
+                    # deletion need update on the owner's finalizers, as on OpenShift.
+                    "PodSecurity,NamespaceLifecycle,ServiceAccount,"
+                    "OwnerReferencesPermissionEnforcement",
                     "--service-account-issuer",
                     "https://kubernetes.default.svc.cluster.local",
                     "--service-account-key-file",
@@ -271,6 +303,8 @@ class ControlPlane:
                     "--profiling=false",
                     "-v",
                     "1",
+                    # A later --bind-address wins over the loopback one above.
+                    *api_server_extra,
                 ],
             )
             self._wait_http(
@@ -301,7 +335,9 @@ class ControlPlane:
                     str(kcm_kubeconfig),
                     "--leader-elect=false",
                     "--controllers",
-                    ",".join(CONTROLLERS),
+                    ",".join(
+                        (*CONTROLLERS, *kubelet_node.CONTROLLERS) if real_node else CONTROLLERS
+                    ),
                     "--bind-address",
                     "127.0.0.1",
                     "--secure-port",
@@ -321,7 +357,11 @@ class ControlPlane:
                 deadline,
                 insecure=True,
             )
-            if self.with_agent:
+            if real_node:
+                self.node_timings = kubelet_node.KubeletNode(
+                    self, NODE_NAME, kubelet_node.default_image_archives()
+                ).start(deadline)
+            elif self.with_agent:
                 agent_kubeconfig = self.directory / "agent.kubeconfig"
                 agent_kubeconfig.write_text(
                     kubeconfig_text(
@@ -349,6 +389,9 @@ class ControlPlane:
                     ],
                 )
                 self._wait_file("node-agent", ready_file, deadline)
+        except kubelet_node.NodeError as error:
+            self.stop()
+            raise ControlPlaneError(str(error)) from error
         except BaseException:
             self.stop()
             raise
@@ -356,6 +399,9 @@ class ControlPlane:
 
     def stop(self, grace: float = 10.0) -> None:
         """Stop every process this control plane started, newest first."""
+        if self.node == "kubelet" and self.processes:
+            # Its containers are not its children, and it leaves mounts behind.
+            kubelet_node.KubeletNode(self, NODE_NAME).stop(grace)
         for name in reversed(list(self.processes)):
             _terminate_group(self.processes[name], grace)
         self.processes.clear()
@@ -380,7 +426,10 @@ class ControlPlane:
     def _write_state(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(
-            json.dumps({"processes": self.processes, "apiPort": self.api_port}, indent=2)
+            json.dumps(
+                {"processes": self.processes, "apiPort": self.api_port, "node": self.node},
+                indent=2,
+            )
         )
 
     @classmethod
@@ -390,6 +439,7 @@ class ControlPlane:
             state = json.loads(plane.state_file.read_text())
             plane.processes = {k: int(v) for k, v in state.get("processes", {}).items()}
             plane.api_port = int(state.get("apiPort", 0))
+            plane.node = str(state.get("node", plane.node))
         return plane
 
     def running(self) -> dict[str, bool]:

@@ -1,0 +1,3 @@
+module cronfleet.io/hack/nodeprobe
+
+go 1.24.0
