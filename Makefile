@@ -73,6 +73,13 @@ e2e-node: $(STAMP) ## The real node (kubelet, containerd, CNI) in a network name
 	$(BIN)/python -m cronfleet_devcluster.netns -- env CRONFLEET_NODE=kubelet \
 		$(BIN)/pytest tests/e2e/test_node.py --durations=0 $(PYTEST_ARGS)
 
+# `images` first: the real node imports their archives, and the chart installs them.
+.PHONY: e2e
+e2e: images ## The chart with the built images on the real node (netns); Schedule, run and chain tests against it
+	$(BIN)/cronfleet-devcluster build --with-kubelet
+	$(BIN)/python -m cronfleet_devcluster.netns -- env CRONFLEET_NODE=kubelet \
+		$(BIN)/python -m cronfleet_devcluster.e2e $(PYTEST_ARGS)
+
 .PHONY: images
 images: $(STAMP) ## Build the operator and runner images with podman (Debian base here); print their sizes
 	$(BIN)/python -m cronfleet_devcluster.containerimages build $(IMAGES_ARGS)

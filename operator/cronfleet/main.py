@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import sys
 import threading
 
@@ -77,5 +78,9 @@ def main(argv: list[str] | None = None) -> None:
             namespaces=list(namespaces),
             memo=kopf.Memo(config=config),
             liveness_endpoint=args.liveness or None,
+            # kopf's default identity asks for the user's name, which a container
+            # running as an arbitrary UID (OpenShift) may not have.
+            # kopf's Identity is a NewType of str that kopf does not export.
+            identity=f"cronfleet@{socket.gethostname()}",  # type: ignore[arg-type]
         )
     )

@@ -47,6 +47,9 @@ RESTRICTED_POD = (
     "no-new-privileges",
     "--network",
     "none",
+    # A kubelet adds no passwd entry for the pod's UID; podman would, and so
+    # hide an image whose user has none.
+    "--passwd=false",
 )
 TERMINATION_LOG = "/dev/termination-log"
 RUN_TIMEOUT_SECONDS = 120

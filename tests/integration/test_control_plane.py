@@ -10,7 +10,7 @@ import pytest
 
 from cronfleet_devcluster.kube import CRONJOBS, JOBS, NAMESPACES, PODS, ApiError, Object
 from cronfleet_devcluster.testing import eventually
-from tests.integration.conftest import Cluster
+from tests.integration.conftest import Cluster, needs_agent_images
 from tests.integration.jobs import completed_job, job_condition
 
 
@@ -25,6 +25,7 @@ def shell_pod_template(script: str) -> Object:
     }
 
 
+@needs_agent_images
 def test_cronjob_every_minute_runs_a_job_to_completion(cluster: Cluster, namespace: str) -> None:
     cronjob = {
         "apiVersion": "batch/v1",
@@ -64,6 +65,7 @@ def test_cronjob_every_minute_runs_a_job_to_completion(cluster: Cluster, namespa
     )
 
 
+@needs_agent_images
 def test_pod_exit_code_one_fails_the_job(cluster: Cluster, namespace: str) -> None:
     job = {
         "apiVersion": "batch/v1",
@@ -88,6 +90,7 @@ def test_pod_exit_code_one_fails_the_job(cluster: Cluster, namespace: str) -> No
     assert terminated["message"].strip() == "it broke"
 
 
+@needs_agent_images
 def test_pod_failure_policy_fails_job_at_once_on_exit_code_two(
     cluster: Cluster, namespace: str
 ) -> None:

@@ -6,7 +6,10 @@ import base64
 
 from cronfleet_devcluster.kube import CONFIGMAPS, EVENTS, PODS, SECRETS, Object
 from cronfleet_devcluster.testing import eventually
-from tests.integration.conftest import Cluster
+from tests.integration.conftest import Cluster, needs_agent_images
+
+# What the agent imitates is checked against a real kubelet in tests/e2e.
+pytestmark = needs_agent_images
 
 
 def pod(name: str, script: str, **container: object) -> Object:

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import time
 import urllib.request
-import uuid
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -79,23 +77,23 @@ def sample(metrics: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-def counter_script(tmp_path: Path, succeed_on: int) -> list[str]:
-    """A command that fails until its n-th run (runs share this machine's files)."""
-    counter = tmp_path / f"count-{uuid.uuid4().hex[:6]}"
-    script = (
-        f"n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; "
-        f'echo "attempt $n" >&2; [ "$n" -ge {succeed_on} ]'
-    )
+def attempt_script(succeed_on: int) -> list[str]:
+    """A command that fails until its n-th run of a cycle (the first run is attempt 0).
+
+    It reads the attempt the operator hands every run: a run's pod shares no
+    files with the last one on a real node, so a counter on disk would not do.
+    """
+    script = f'n=$((CRONFLEET_ATTEMPT + 1)); echo "attempt $n" >&2; [ "$n" -ge {succeed_on} ]'
     return ["sh", "-c", script]
 
 
 def test_fails_twice_then_succeeds(
-    cluster: Cluster, namespace: str, operator: OperatorProcess, tmp_path: Path
+    cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
     spec: dict[str, Any] = {
         "cron": NEVER,
         "task": "command",
-        "params": {"argv": counter_script(tmp_path, succeed_on=3)},
+        "params": {"argv": attempt_script(succeed_on=3)},
         "retry": {
             "maxRetries": 3,
             "backoff": {"initialDelaySeconds": 3, "factor": 2, "maxDelaySeconds": 10},
@@ -256,13 +254,13 @@ def test_run_now_once_per_token(
 
 
 def test_operator_killed_around_a_retry_runs_it_exactly_once(
-    cluster: Cluster, namespace: str, operator: OperatorProcess, tmp_path: Path
+    cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
     operator.require_local()
     spec: dict[str, Any] = {
         "cron": NEVER,
         "task": "command",
-        "params": {"argv": counter_script(tmp_path, succeed_on=2)},
+        "params": {"argv": attempt_script(succeed_on=2)},
         "retry": {
             "maxRetries": 3,
             "backoff": {"initialDelaySeconds": 6, "factor": 1, "maxDelaySeconds": 6},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import kopf
@@ -10,11 +11,14 @@ import kopf
 from cronfleet.config import OperatorConfig
 from cronfleet.controller import Controller
 from cronfleet.kubeapi import KubeApi
+from cronfleet.login import in_cluster_login
 
 
 async def _login(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
-    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
-        settings=settings
+    info = (
+        in_cluster_login(settings, os.environ)
+        or kopf.login_with_service_account(settings=settings)
+        or kopf.login_with_kubeconfig(settings=settings)
     )
     if info is None:
         raise kopf.LoginError("no in-cluster service account and no kubeconfig to log in with")
