@@ -161,7 +161,19 @@ def runner_env(
                 "value": literal_env_value(upstream.data or "null"),
             },
         ]
-    return contract + list(spec.env or [])
+    return [_stored_form(variable) for variable in contract] + list(spec.env or [])
+
+
+def _stored_form(variable: Manifest) -> Manifest:
+    """A variable as the API server stores it: an empty ``value`` is omitted.
+
+    The CronJob is compared with what the API server holds; a desired
+    ``value: ""`` that the server drops would look like drift at every look
+    and be applied again and again.
+    """
+    if variable.get("value") == "":
+        return {key: item for key, item in variable.items() if key != "value"}
+    return variable
 
 
 def pod_template(

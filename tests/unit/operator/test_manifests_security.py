@@ -130,7 +130,8 @@ def test_env_from_secrets_become_name_patterns_config_maps_do_not() -> None:
 
 
 def contract(env: list[dict[str, Any]]) -> dict[str, str]:
-    return {entry["name"]: entry.get("value", "") for entry in env if "value" in entry}
+    # A variable with neither value nor valueFrom is set, to "" (as the kubelet does).
+    return {entry["name"]: entry.get("value", "") for entry in env if "valueFrom" not in entry}
 
 
 def test_the_runner_is_told_which_variables_hold_secrets() -> None:
@@ -224,3 +225,17 @@ def test_the_operator_accepts_exactly_what_the_runner_can_read(text: str) -> Non
     except ValueError:
         operator_accepts = False
     assert operator_accepts == runner_reads
+
+
+def test_empty_contract_variables_are_written_as_the_api_server_stores_them() -> None:
+    # The API server omits an empty `value`; a desired `value: ""` would be
+    # drift at every reconcile, and the CronJob applied again each time.
+    from cronfleet.config import OperatorConfig  # noqa: PLC0415
+    from cronfleet.manifests import desired_cronjob  # noqa: PLC0415
+    from cronfleet.models import ScheduleSpec  # noqa: PLC0415
+
+    spec = ScheduleSpec.model_validate({"cron": "0 2 * * *", "task": "sleep"})
+    cronjob = desired_cronjob("team-a", "nightly", "u-1", spec, OperatorConfig(), suspend=False)
+    env = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert all(variable.get("value") != "" for variable in env)
+    assert {"name": "CRONFLEET_SECRET_ENV"} in env
