@@ -7,6 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The integration tests mostly wait (for fire times, Jobs, pods): each worker
+# starts a control plane of its own, so three run side by side on two cores.
+# TEST_WORKERS=0 runs them in this process, one after the other, as does a run
+# against another cluster (CRONFLEET_TEST_KUBECONFIG), which the workers would share.
+TEST_WORKERS ?= 3
+PARALLEL := $(if $(filter 0,$(TEST_WORKERS))$(CRONFLEET_TEST_KUBECONFIG),,-n $(TEST_WORKERS) --dist load) --durations=15
 
 .PHONY: help
 help: ## List the targets
@@ -49,11 +55,11 @@ unit: $(STAMP) ## Unit tests only (no cluster)
 
 .PHONY: integration
 integration: binaries ## Integration tests on the local control plane (or CRONFLEET_TEST_KUBECONFIG)
-	$(call run_pytest,tests/integration)
+	$(call run_pytest,tests/integration $(PARALLEL))
 
 .PHONY: test
 test: lint typecheck binaries ## Everything: lint, types, unit and integration tests
-	$(call run_pytest,tests --ignore=tests/images)
+	$(call run_pytest,tests --ignore=tests/images $(PARALLEL))
 
 .PHONY: demo
 demo: binaries ## The main job: local control plane, CRD, operator, examples/, `kubectl get schedules`

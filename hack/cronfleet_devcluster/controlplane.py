@@ -27,6 +27,7 @@ from pathlib import Path
 
 from cronfleet_devcluster import node as kubelet_node
 from cronfleet_devcluster.binaries import Binaries, ensure_binaries
+from cronfleet_devcluster.pki import CertificateError, issue_certificate, openssl
 
 NODE_NAME = "cronfleet-local"
 NODE_KINDS = ("agent", "kubelet")
@@ -71,15 +72,11 @@ def free_port() -> int:
         return port
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
 def write_pki(pki: Path) -> None:
     """A CA, the API server's serving certificate and the service-account key pair."""
     pki.mkdir(parents=True, exist_ok=True)
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    _openssl(
+    openssl(
         "req",
         "-x509",
         *ec,
@@ -93,42 +90,16 @@ def write_pki(pki: Path) -> None:
         "/CN=cronfleet-local-ca",
         cwd=pki,
     )
-    (pki / "apiserver.ext").write_text(
+    issue_certificate(
+        pki,
+        "apiserver",
+        "/CN=kube-apiserver",
         "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,"
         "DNS:kubernetes.default,DNS:kubernetes.default.svc,"
         "DNS:kubernetes.default.svc.cluster.local\n"
-        "extendedKeyUsage=serverAuth\n"
+        "extendedKeyUsage=serverAuth\n",
     )
-    _openssl(
-        "req",
-        *ec,
-        "-keyout",
-        "apiserver.key",
-        "-out",
-        "apiserver.csr",
-        "-subj",
-        "/CN=kube-apiserver",
-        cwd=pki,
-    )
-    _openssl(
-        "x509",
-        "-req",
-        "-in",
-        "apiserver.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "apiserver.crt",
-        "-days",
-        "3650",
-        "-extfile",
-        "apiserver.ext",
-        cwd=pki,
-    )
-    _openssl(
+    openssl(
         "genpkey",
         "-algorithm",
         "EC",
@@ -138,7 +109,49 @@ def write_pki(pki: Path) -> None:
         "sa.key",
         cwd=pki,
     )
-    _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
+    openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
+
+
+def write_agent_endpoint_pki(pki: Path, node_name: str) -> None:
+    """The node agent's kubelet endpoint: its serving certificate on 127.0.0.1, and the
+    client certificate the API server presents to it (``kubectl logs``)."""
+    issue_certificate(
+        pki,
+        "node-agent-serving",
+        f"/CN={node_name}",
+        f"subjectAltName=IP:127.0.0.1,DNS:{node_name}\nextendedKeyUsage=serverAuth\n",
+    )
+    issue_certificate(
+        pki,
+        "apiserver-kubelet-client",
+        "/O=system:masters/CN=kube-apiserver-kubelet-client",
+        "extendedKeyUsage=clientAuth\n",
+    )
+
+
+def agent_api_server_arguments(pki: Path) -> list[str]:
+    """The API server reaches the agent as a kubelet: InternalIP, both sides verified."""
+    return [
+        "--kubelet-client-certificate",
+        str(pki / "apiserver-kubelet-client.crt"),
+        "--kubelet-client-key",
+        str(pki / "apiserver-kubelet-client.key"),
+        "--kubelet-certificate-authority",
+        str(pki / "ca.crt"),
+        "--kubelet-preferred-address-types",
+        "InternalIP",
+    ]
+
+
+def agent_endpoint_arguments(pki: Path) -> list[str]:
+    return [
+        "--tls-cert-file",
+        str(pki / "node-agent-serving.crt"),
+        "--tls-private-key-file",
+        str(pki / "node-agent-serving.key"),
+        "--client-ca-file",
+        str(pki / "ca.crt"),
+    ]
 
 
 def kubeconfig_text(server: str, ca_file: Path, token: str, user: str) -> str:
@@ -213,9 +226,12 @@ class ControlPlane:
             try:
                 kubelet_node.require_isolated_network()
                 kubelet_node.write_node_pki(pki, NODE_NAME)
-            except kubelet_node.NodeError as error:
+            except (kubelet_node.NodeError, CertificateError) as error:
                 raise ControlPlaneError(str(error)) from error
             api_server_extra = kubelet_node.api_server_arguments(pki)
+        elif self.with_agent:
+            write_agent_endpoint_pki(pki, NODE_NAME)
+            api_server_extra = agent_api_server_arguments(pki)
         admin_token = secrets.token_hex(16)
         kcm_token = secrets.token_hex(16)
         agent_token = secrets.token_hex(16)
@@ -386,6 +402,7 @@ class ControlPlane:
                         str(self.api_port),
                         "--ready-file",
                         str(ready_file),
+                        *agent_endpoint_arguments(pki),
                     ],
                 )
                 self._wait_file("node-agent", ready_file, deadline)

@@ -14,7 +14,9 @@ its reason:
    ServiceAccount, with the chart's RBAC and no more;
 5. run a focused part of the integration suite against it
    (``CRONFLEET_TEST_OPERATOR=external``), the operator's ``/metrics`` reached at
-   its pod address on the node's bridge;
+   its pod address on the node's bridge, over HTTPS with the token of a
+   ServiceAccount bound to the chart's metrics-reader ClusterRole, as
+   Prometheus would scrape it (``CRONFLEET_TEST_METRICS_TOKEN``);
 6. stop everything.
 
 Extra arguments go to pytest; ``E2E_TESTS`` replaces the default test files.
@@ -25,6 +27,7 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -35,7 +38,7 @@ from pathlib import Path
 from cronfleet_devcluster.binaries import ensure_helm
 from cronfleet_devcluster.containerimages import chart_repositories, package_version
 from cronfleet_devcluster.controlplane import NODE_NAME, ControlPlane, ControlPlaneError
-from cronfleet_devcluster.kube import PODS, Kube, Object
+from cronfleet_devcluster.kube import PODS, SERVICEACCOUNTS, Kube, Object, Resource
 from cronfleet_devcluster.node import KubeletNode, default_image_archives
 from cronfleet_devcluster.testing import EventuallyTimeoutError, eventually
 
@@ -49,6 +52,12 @@ RELEASE_NAMESPACE = "cronfleet-system"
 FULLNAME = "cronfleet"
 OPERATOR_SELECTOR = "app.kubernetes.io/name=cronfleet,app.kubernetes.io/instance=cronfleet"
 METRICS_PORT = 8080
+# The account the tests scrape /metrics as: bound to the chart's metrics-reader
+# ClusterRole, as Prometheus' ServiceAccount would be.
+METRICS_READER = "metrics-scraper"
+CLUSTERROLEBINDINGS = Resource(
+    "rbac.authorization.k8s.io/v1", "clusterrolebindings", namespaced=False
+)
 # Schedules and runs (with the restricted PodSecurity namespace), and chains:
 # what a user's first install does, in minutes rather than the whole suite's quarter hour.
 DEFAULT_TESTS = (
@@ -65,6 +74,9 @@ ALLOWED = (
     ("create", "cronjobs.batch"),
     ("create", "jobs.batch"),
     ("create", "events"),
+    # /metrics checks scrapers' tokens (the chart's metrics.authentication).
+    ("create", "tokenreviews.authentication.k8s.io"),
+    ("create", "subjectaccessreviews.authorization.k8s.io"),
 )
 DENIED = (
     ("get", "secrets"),
@@ -75,6 +87,35 @@ DENIED = (
 
 class E2eError(RuntimeError):
     """A step before the tests failed; the message says which and why."""
+
+
+def metrics_reader_binding() -> Object:
+    """Binds the scraping account to the chart's ``<fullname>-metrics-reader`` ClusterRole."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": f"{FULLNAME}-e2e-{METRICS_READER}"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": f"{FULLNAME}-metrics-reader",
+        },
+        "subjects": [
+            {"kind": "ServiceAccount", "name": METRICS_READER, "namespace": RELEASE_NAMESPACE}
+        ],
+    }
+
+
+def scrape_metrics(url: str, token: str, timeout: float = 5) -> str:
+    """GET /metrics as the ServiceMonitor has Prometheus do it: the bearer token, and
+    ``insecureSkipVerify`` for the operator's self-signed certificate."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+        text: str = response.read().decode()
+        return text
 
 
 def _say(message: str) -> None:
@@ -183,7 +224,29 @@ class Driver:
             )
         return pods[0]
 
-    def check_operator(self) -> str:
+    def metrics_token(self) -> str:
+        """A token of an account allowed to read /metrics, and no more."""
+        assert self.kube is not None
+        account = {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": METRICS_READER},
+        }
+        self.kube.create(SERVICEACCOUNTS, account, RELEASE_NAMESPACE)
+        self.kube.create(CLUSTERROLEBINDINGS, metrics_reader_binding())
+        issued = self.kube.request(
+            "POST",
+            SERVICEACCOUNTS.path(RELEASE_NAMESPACE, METRICS_READER, "token"),
+            {
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenRequest",
+                "spec": {"expirationSeconds": 3 * 3600},
+            },
+        )
+        token: str = issued["status"]["token"]
+        return token
+
+    def check_operator(self, metrics_token: str) -> str:
         """The running operator pod's metrics URL, once its pod and RBAC are as the chart says."""
 
         def running() -> Object | None:
@@ -216,14 +279,13 @@ class Driver:
                 problems.append(f"may {verb} {resource}, which the chart does not grant")
         if problems:
             raise E2eError("the operator pod " + "; ".join(problems))
-        metrics_url = f"http://{status['podIP']}:{METRICS_PORT}/metrics"
+        metrics_url = f"https://{status['podIP']}:{METRICS_PORT}/metrics"
 
         def serving() -> bool:
             # Ready comes with the container's start (the chart has no
             # readiness probe); /metrics a moment later, or never if it crashed.
-            with urllib.request.urlopen(metrics_url, timeout=5) as response:
-                response.read()
-            return True
+            # A 403 (the binding not in force yet) is retried too.
+            return "cronfleet_" in scrape_metrics(metrics_url, metrics_token)
 
         try:
             eventually(serving, timeout=60, what=f"the operator's metrics at {metrics_url}")
@@ -260,7 +322,7 @@ class Driver:
         parts.append(f"kubelet log: {self.plane.log('kubelet')}")
         return "\n".join(parts)
 
-    def run_tests(self, metrics_url: str, pytest_args: Sequence[str]) -> int:
+    def run_tests(self, metrics_url: str, metrics_token: str, pytest_args: Sequence[str]) -> int:
         tests = shlex.split(os.environ.get("E2E_TESTS", "")) or list(DEFAULT_TESTS)
         env = dict(
             os.environ,
@@ -268,6 +330,7 @@ class Driver:
             CRONFLEET_TEST_KUBECONFIG=str(self.plane.kubeconfig),
             CRONFLEET_TEST_OPERATOR="external",
             CRONFLEET_TEST_METRICS_URL=metrics_url,
+            CRONFLEET_TEST_METRICS_TOKEN=metrics_token,
         )
         report = self.directory / "junit.xml"
         argv = [
@@ -315,8 +378,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         driver.start_node()
         driver.apply_crd()
         driver.helm_install()
-        metrics_url = driver.check_operator()
-        code = driver.run_tests(metrics_url, pytest_args)
+        metrics_token = driver.metrics_token()
+        metrics_url = driver.check_operator(metrics_token)
+        code = driver.run_tests(metrics_url, metrics_token, pytest_args)
     except E2eError as error:
         print(f"e2e: {error}", file=sys.stderr)
         code = 1

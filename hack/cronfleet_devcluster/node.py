@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cronfleet_devcluster.binaries import cache_root, ensure_node_binaries, ensure_node_probe
+from cronfleet_devcluster.pki import issue_certificate
 
 if TYPE_CHECKING:
     from cronfleet_devcluster.controlplane import ControlPlane
@@ -315,54 +316,6 @@ def kubelet_config(
         "registerNode": True,
         "staticPodPath": "",
     }
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    result = subprocess.run(
-        ["openssl", *args], cwd=cwd, capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise NodeError(f"openssl {args[0]} failed: {result.stderr.strip()}")
-
-
-def issue_certificate(
-    pki: Path, name: str, subject: str, extensions: str, days: int = 3650
-) -> None:
-    """An EC key and a certificate signed by the control plane's CA, as ``name.key``/``.crt``."""
-    (pki / f"{name}.ext").write_text(extensions)
-    _openssl(
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        f"{name}.key",
-        "-out",
-        f"{name}.csr",
-        "-subj",
-        subject,
-        cwd=pki,
-    )
-    _openssl(
-        "x509",
-        "-req",
-        "-in",
-        f"{name}.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        f"{name}.crt",
-        "-days",
-        str(days),
-        "-extfile",
-        f"{name}.ext",
-        cwd=pki,
-    )
 
 
 def write_node_pki(pki: Path, node_name: str) -> None:

@@ -6,6 +6,8 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 
+from cronfleet.metricsauth import MetricsAuth, metrics_auth
+
 DEFAULT_RUNNER_IMAGE = "ghcr.io/cronfleet/cronfleet-runner:0.1.0"
 
 
@@ -25,6 +27,13 @@ class OperatorConfig:
     # link-local and cloud metadata addresses (e.g. the cluster's pod and
     # service CIDRs), "none" to drop that list, "default" for it alone.
     http_deny_cidrs: str = "default"
+    # Who may read /metrics: anyone who reaches the port (none), or the callers
+    # the Kubernetes API allows, over HTTPS (kubernetes; the chart's default).
+    metrics_auth: MetricsAuth = MetricsAuth.NONE
+    # The mounted certificate and key /metrics is served with under
+    # kubernetes auth; empty: a self-signed one made at start.
+    metrics_cert_file: str = ""
+    metrics_key_file: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:
@@ -33,6 +42,7 @@ class OperatorConfig:
         def names(key: str) -> tuple[str, ...]:
             return tuple(item.strip() for item in env.get(key, "").split(",") if item.strip())
 
+        cert_file, key_file = metrics_tls_files(env)
         return cls(
             runner_image=env.get("CRONFLEET_RUNNER_IMAGE", DEFAULT_RUNNER_IMAGE),
             runner_pull_policy=env.get("CRONFLEET_RUNNER_PULL_POLICY", "IfNotPresent"),
@@ -41,7 +51,27 @@ class OperatorConfig:
             workers=int(env.get("CRONFLEET_WORKERS", "8")),
             metrics_port=int(env.get("CRONFLEET_METRICS_PORT", "8080")),
             http_deny_cidrs=http_deny_cidrs(env.get("CRONFLEET_HTTP_DENY_CIDRS", "")),
+            metrics_auth=metrics_auth(env.get("CRONFLEET_METRICS_AUTH", "")),
+            metrics_cert_file=cert_file,
+            metrics_key_file=key_file,
         )
+
+
+def metrics_tls_files(env: dict[str, str]) -> tuple[str, str]:
+    """The certificate and key paths for /metrics: both or neither."""
+    cert = env.get("CRONFLEET_METRICS_CERT_FILE", "").strip()
+    key = env.get("CRONFLEET_METRICS_KEY_FILE", "").strip()
+    if bool(cert) != bool(key):
+        given, missing = (
+            ("CRONFLEET_METRICS_CERT_FILE", "CRONFLEET_METRICS_KEY_FILE")
+            if cert
+            else ("CRONFLEET_METRICS_KEY_FILE", "CRONFLEET_METRICS_CERT_FILE")
+        )
+        raise ValueError(
+            f"{given} is set ({cert or key!r}) but {missing} is not: "
+            "set both (a mounted certificate and its key) or neither (a self-signed one)"
+        )
+    return cert, key
 
 
 def http_deny_cidrs(text: str) -> str:

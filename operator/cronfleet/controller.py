@@ -26,12 +26,14 @@ from cronfleet.config import OperatorConfig
 from cronfleet.kubeapi import (
     ApiError,
     KubeApi,
+    NotLeaderError,
     cronjob_path,
     events_path,
     job_path,
     jobs_path,
     schedule_path,
 )
+from cronfleet.leaderelection import Leadership, Unelected, needs_leadership
 from cronfleet.manifests import JOB_NAME_LABEL
 from cronfleet.metrics import Metrics, miss_reason_label
 from cronfleet.models import API_VERSION, KIND
@@ -115,13 +117,18 @@ class Controller:
     downstreams: dict[Key, set[Key]] = field(default_factory=dict)
     tasks: frozenset[str] | None = None
     metrics: Metrics | None = None
+    # With two replicas, only the elected leader acts; the other keeps its
+    # caches current and waits (see cronfleet.leaderelection).
+    leader: Leadership = field(default_factory=Unelected)
 
     def __post_init__(self) -> None:
         self.queue: WorkQueue[Key] = WorkQueue()
         # A timer that comes due is a run or a check due now: it goes first.
         self.timers: Timers[Key] = Timers(self.clock, self.queue.add_urgent)
         self.background: list[asyncio.Task[None]] = []
-        self.instance = os.environ.get("HOSTNAME") or socket.gethostname()
+        self.instance = (
+            os.environ.get("POD_NAME") or os.environ.get("HOSTNAME") or socket.gethostname()
+        )
         # Missed runs are judged only once the first listings of Jobs are in:
         # before that, a run that happened would look missing.
         self.warm_until = self.clock.now() + WARM_UP
@@ -133,8 +140,14 @@ class Controller:
         self.by_label: dict[Key, set[str]] = {}
         self.by_cronjob: dict[Key, set[str]] = {}
         if self.metrics is None:
-            self.metrics = Metrics(self.schedules.values)
+            self.metrics = Metrics(self.schedules.values, leading=self.leader.is_leading)
         self.api.on_request = self.metrics.api_requests.inc
+        self.api.may_send = self._may_send
+
+    def _may_send(self, method: str, path: str) -> bool:
+        # The one gate every write passes: a standby, or a leader past its renew
+        # deadline, sends none (status, events, CronJobs, Jobs), whoever asks.
+        return self.leader.is_leading() or not needs_leadership(method, path)
 
     # -- watch side (called by kopf handlers) -------------------------------------
 
@@ -318,10 +331,23 @@ class Controller:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.background.clear()
+        await self.leader.release()
         await self.api.close()
+
+    def lead(self) -> None:
+        """Newly elected: look at every Schedule at once, from caches already current.
+
+        Retries that came due, run-now tokens and missed runs that the previous
+        leader left are all handled on this first pass.
+        """
+        log.info("leading: reconciling all %d known Schedules", len(self.schedules))
+        for key in self.schedules:
+            self.queue.add(key)
 
     async def _worker(self) -> None:
         while True:
+            # A standby's workers take nothing: keys wait, de-duplicated, in the queue.
+            await self.leader.wait_leading()
             key = await self.queue.get()
             try:
                 started = time.monotonic()
@@ -427,7 +453,7 @@ class Controller:
                 )
                 # Cache what the server holds now, so the next reconcile does
                 # not apply again before the watch has caught up.
-                self.cronjobs[(namespace, cronjob_name(name))] = applied
+                self.cronjobs[(namespace, cronjob_name(name))] = dict(applied)
                 log.info("applied CronJob %s/%s", namespace, cronjob_name(name))
             except ApiError as error:
                 if not _rejects_input(error):
@@ -439,7 +465,7 @@ class Controller:
         for job in plan.create_jobs:
             try:
                 created = await self.api.create(jobs_path(namespace), job)
-                self.jobs.setdefault(label, {})[created["metadata"]["name"]] = created
+                self.jobs.setdefault(label, {})[created["metadata"]["name"]] = dict(created)
                 trigger = job["metadata"]["annotations"][TRIGGER_ANNOTATION]
                 metrics.of(metrics.runs_started, namespace, name, trigger).inc()
                 if trigger in ("Retry", "Manual"):
@@ -462,7 +488,7 @@ class Controller:
             if key in self.schedules:
                 # Its watch event will bring nothing new: follow the chain now.
                 self._follow_chain(key, updated)
-                self.schedules[key] = updated
+                self.schedules[key] = dict(updated)
         for event in plan.events:
             await self.post_event(schedule, event)
         for record in plan.finished:
@@ -496,7 +522,7 @@ class Controller:
                 )
                 cached = self.jobs.get(label, {})
                 if job_name in cached and not _older(marked, cached[job_name]):
-                    cached[job_name] = marked
+                    cached[job_name] = dict(marked)
             except ApiError as error:
                 if error.status != 404:  # already gone: nothing left to mark
                     raise
@@ -652,7 +678,7 @@ class Controller:
         }
         try:
             await self.api.create(events_path(meta["namespace"]), body)
-        except ApiError as error:
+        except (ApiError, NotLeaderError) as error:
             # An event that cannot be written must not block the reconcile.
             log.warning("event %s for %s/%s not posted: %s", event.reason, *_key(meta), error)
 

@@ -35,6 +35,13 @@ class ApiError(Exception):
         super().__init__(f"{method} {path}: {status} {self.reason}: {self.message}")
 
 
+class NotLeaderError(Exception):
+    """A write refused before it was sent: this replica is not the elected leader."""
+
+    def __init__(self, method: str, path: str) -> None:
+        super().__init__(f"{method} {path}: not sent, this replica is not the leader")
+
+
 class UndecodableResponseError(Exception):
     """An answer nested deeper than this process may decode."""
 
@@ -90,6 +97,9 @@ class KubeApi:
         self._session: aiohttp.ClientSession | None = None
         # Called for every request sent (the cronfleet_api_requests_total metric).
         self.on_request: Callable[[], None] | None = None
+        # Whether a request may be sent now (leader election: a standby writes
+        # nothing); a refused one raises NotLeaderError without being sent.
+        self.may_send: Callable[[str, str], bool] | None = None
 
     async def _connect(self, fresh: bool = False) -> tuple[aiohttp.ClientSession, str]:
         if self._session is None or fresh:
@@ -119,6 +129,8 @@ class KubeApi:
         query: Mapping[str, str] | None = None,
         content_type: str = "application/json",
     ) -> Any:
+        if self.may_send is not None and not self.may_send(method, path):
+            raise NotLeaderError(method, path)
         for attempt in range(2):
             session, server = await self._connect(fresh=attempt > 0)
             url = server + path + ("?" + urlencode(query) if query else "")
@@ -178,6 +190,45 @@ class KubeApi:
             "POST", path, dict(body), query={"fieldManager": FIELD_MANAGER}
         )
         return result
+
+    async def create_token_review(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Who a bearer token belongs to (guards /metrics; nothing is stored)."""
+        result: dict[str, Any] = await self.request(
+            "POST", "/apis/authentication.k8s.io/v1/tokenreviews", dict(body)
+        )
+        return result
+
+    async def create_subject_access_review(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Whether a user may do something (guards /metrics; nothing is stored)."""
+        result: dict[str, Any] = await self.request(
+            "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", dict(body)
+        )
+        return result
+
+    # -- leases (leader election) ------------------------------------------------------
+
+    async def read_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self.get_or_none(lease_path(namespace, name))
+
+    async def create_lease(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.create(leases_path(namespace), body)
+
+    async def replace_lease(
+        self, namespace: str, name: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Replace the Lease, conditionally on the resourceVersion the body carries."""
+        result: dict[str, Any] = await self.request(
+            "PUT", lease_path(namespace, name), dict(body), query={"fieldManager": FIELD_MANAGER}
+        )
+        return result
+
+
+def leases_path(namespace: str) -> str:
+    return f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+
+
+def lease_path(namespace: str, name: str) -> str:
+    return f"{leases_path(namespace)}/{name}"
 
 
 def schedule_path(namespace: str, name: str, sub: str = "") -> str:

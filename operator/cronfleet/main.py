@@ -13,6 +13,14 @@ import threading
 import kopf
 
 from cronfleet.config import OperatorConfig
+from cronfleet.leaderelection import (
+    DEFAULT_LEASE_DURATION,
+    DEFAULT_LEASE_NAME,
+    DEFAULT_RENEW_DEADLINE,
+    DEFAULT_RETRY_PERIOD,
+    ElectionError,
+    settings_from,
+)
 
 # The API server stores objects nested up to 10,000 levels deep (the limit of
 # its JSON decoder). kopf's watch and our own client decode every object with
@@ -55,9 +63,48 @@ def main(argv: list[str] | None = None) -> None:
         default=os.environ.get("CRONFLEET_LIVENESS", ""),
         help="liveness endpoint, e.g. http://0.0.0.0:8081/healthz",
     )
+    election = parser.add_argument_group(
+        "leader election",
+        "with several replicas, one acts and the others stand by "
+        "(each flag overrides its CRONFLEET_LEADER_ELECTION_* variable; durations in seconds)",
+    )
+    election.add_argument(
+        "--leader-elect",
+        choices=["true", "false"],
+        default=None,
+        help="elect one acting replica through a Lease; default: $CRONFLEET_LEADER_ELECTION",
+    )
+    for flag, default in (
+        ("lease-duration", DEFAULT_LEASE_DURATION),
+        ("renew-deadline", DEFAULT_RENEW_DEADLINE),
+        ("retry-period", DEFAULT_RETRY_PERIOD),
+    ):
+        election.add_argument(f"--leader-elect-{flag}", default=None, help=f"default: {default:g}")
+    election.add_argument(
+        "--leader-elect-resource-name",
+        default=None,
+        help=f"the Lease; default: {DEFAULT_LEASE_NAME}",
+    )
+    election.add_argument(
+        "--leader-elect-resource-namespace",
+        default=None,
+        help="the Lease's namespace; default: $POD_NAMESPACE, else the service account's",
+    )
     args = parser.parse_args(argv)
     allow_deep_objects()
     config = OperatorConfig.from_env()
+    try:
+        election_settings = settings_from(
+            os.environ,
+            enable=args.leader_elect,
+            lease_name=args.leader_elect_resource_name,
+            namespace=args.leader_elect_resource_namespace,
+            lease_duration=args.leader_elect_lease_duration,
+            renew_deadline=args.leader_elect_renew_deadline,
+            retry_period=args.leader_elect_retry_period,
+        )
+    except ElectionError as error:
+        parser.error(str(error))
     namespaces = tuple(args.namespace or config.namespaces)
 
     import cronfleet.handlers  # noqa: F401, PLC0415  (registers the handlers)
@@ -76,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
             standalone=True,
             clusterwide=not namespaces,
             namespaces=list(namespaces),
-            memo=kopf.Memo(config=config),
+            memo=kopf.Memo(config=config, election=election_settings),
             liveness_endpoint=args.liveness or None,
             # kopf's default identity asks for the user's name, which a container
             # running as an arbitrary UID (OpenShift) may not have.

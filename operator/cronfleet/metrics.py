@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -75,9 +75,13 @@ class ScheduleCollector(Collector):
         self,
         schedules: Callable[[], Iterable[Mapping[str, Any]]],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        leading: Callable[[], bool] = lambda: True,
     ) -> None:
         self._schedules = schedules
         self._now = now
+        # Only the elected leader exports these: with two replicas, the same
+        # series from both would make every alert on them fire twice.
+        self._leading = leading
         self._periods: dict[tuple[str, str, str], float | _Broken | None] = {}
         self._errors_total = 0
         self._logged: set[tuple[str, str, str]] = set()
@@ -113,6 +117,8 @@ class ScheduleCollector(Collector):
         return list(self._families().values())
 
     def collect(self) -> Iterable[Metric]:
+        if not self._leading():
+            return
         scrape = _Scrape(self._families())
         counts: dict[tuple[str, str], int] = {}
         for body in list(self._schedules()):
@@ -316,8 +322,15 @@ class Metrics:
         self,
         schedules: Callable[[], Iterable[Mapping[str, Any]]],
         registry: CollectorRegistry | None = None,
+        leading: Callable[[], bool] = lambda: True,
     ) -> None:
         self.registry = registry or CollectorRegistry()
+        self.leader = Gauge(
+            "cronfleet_operator_leader",
+            "1 on the replica that acts (the elected leader, or the only replica), 0 on a standby.",
+            registry=self.registry,
+        )
+        self.leader.set_function(lambda: float(leading()))
         self.runs = Counter(
             "cronfleet_runs_total",
             "Finished runs by namespace, schedule, trigger and result.",
@@ -371,7 +384,7 @@ class Metrics:
             "Requests the operator sent to the Kubernetes API (watches excluded).",
             registry=self.registry,
         )
-        self.registry.register(ScheduleCollector(schedules))
+        self.registry.register(ScheduleCollector(schedules, leading=leading))
         # The label sets each Schedule's series were created with, so that they
         # go with the Schedule instead of staying until the operator restarts.
         self._series: dict[tuple[str, str], set[tuple[Counter | Histogram, tuple[str, ...]]]] = {}

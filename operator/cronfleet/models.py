@@ -547,6 +547,26 @@ class UpstreamStatus(ApiModel):
     last_result: str | None = Field(default=None, description="How that cycle ended.")
 
 
+class ManualRunState(StrEnum):
+    """What a run-now token led to."""
+
+    STARTED = "Started"
+    # Waiting for its turn (concurrencyPolicy); it starts once there is room.
+    DEFERRED = "Deferred"
+    # Started nothing, for good: annotate a new token once the cause is gone.
+    REFUSED = "Refused"
+
+
+class ManualRun(ApiModel):
+    """A run-now token and what it started, or why it started nothing."""
+
+    token: str = Field(description="The cronfleet.io/run-now annotation's value.")
+    state: ManualRunState = Field(description="Started, Deferred or Refused.")
+    job: str | None = Field(default=None, description="The Job it started (Started).")
+    message: str = Field(default="", description="Why it waits or was refused.")
+    time: str | None = Field(default=None, description="When the operator acted on it.")
+
+
 class MissedRun(ApiModel):
     """A scheduled time that passed without a run."""
 
@@ -626,6 +646,13 @@ class ScheduleStatus(ApiModel):
         description=(
             "Jobs whose outcome is already counted, newest first: counting once does not "
             "depend on how much history is kept."
+        ),
+    )
+    manual_runs: list[ManualRun] = Field(
+        default_factory=list,
+        description=(
+            "The latest run-now tokens, newest first (at most 10): the Job each started, "
+            "or why it waits or started none."
         ),
     )
     last_handled_tokens: dict[str, str] = Field(

@@ -31,6 +31,8 @@ from cronfleet.models import (
     ScheduleSpec,
 )
 from cronfleet.naming import cronjob_name
+from cronfleet.pausing import PAUSE_ANNOTATION, Suspension, suspension
+from cronfleet.statusbudget import fit_status
 from cronfleet.tracking import (
     RESET_ANNOTATION,
     Blocked,
@@ -297,8 +299,9 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
     # 4. Desired CronJob (a cron cadence only), applied when the observed one lacks part of it.
     cronjob = observed.cronjob
     halted = False
+    held = suspension(spec.suspend, meta.get("annotations")) if spec is not None else None
     if spec is not None:
-        halted = spec.suspend or (failed and spec.retry.on_exhausted is OnExhausted.SUSPEND)
+        halted = held is not None or (failed and spec.retry.on_exhausted is OnExhausted.SUSPEND)
     if spec is not None and cadence is not None and cadence.native:
         # startTime, endTime and maxRuns are enforced by suspending the CronJob.
         suspend = halted or tracking.hold_cronjob or outside_window or completed
@@ -372,17 +375,17 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
                 plan.delete_schedule = True
             else:
                 plan.wake(expires)
-    elif spec is not None and spec.suspend:
-        message = "suspended by spec.suspend: no scheduled runs until it is false"
+    elif spec is not None and held is not None:
+        message = _paused_message(held)
         new.update(phase=Phase.PAUSED.value, message=message)
         ready = ("True", "Suspended", message)
-        if old_phase != Phase.PAUSED.value:
+        if old_phase != Phase.PAUSED.value or status.get("message") != message:
             plan.events.append(Event("Normal", "Suspended", message))
     else:
         new.update(phase=Phase.ACTIVE.value, message="")
         ready = ("True", "Scheduled", "")
-        if old_phase == Phase.PAUSED.value and not (spec and spec.suspend):
-            plan.events.append(Event("Normal", "Resumed", "spec.suspend is false: runs resume"))
+        if old_phase == Phase.PAUSED.value and spec is not None:
+            plan.events.append(Event("Normal", "Resumed", _resumed_message(status)))
     new["conditions"] = _conditions(
         previous_conditions, ready, stalled, tracking.blocked, generation, now
     )
@@ -405,6 +408,8 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
     new["downstreams"] = sorted(observed.downstreams)
 
     new.update(tracking.updates)
+    # Last: the whole status within its byte budget (long run messages go first).
+    new = fit_status(new, status)
     plan.status_patch = {
         key: value for key, value in new.items() if _differs(status.get(key), value)
     }
@@ -413,6 +418,22 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
     if next_run is not None:
         plan.wake(next_run + REFRESH_DELAY)
     return plan
+
+
+def _paused_message(held: Suspension) -> str:
+    if held.by_annotation:
+        return (
+            f"paused by {PAUSE_ANNOTATION}: {held.reason or 'no reason given'}; no runs until "
+            "the annotation is removed"
+        )
+    return "suspended by spec.suspend: no scheduled runs until it is false"
+
+
+def _resumed_message(status: Mapping[str, Any]) -> str:
+    # The message of the Paused phase says which of the two was lifted.
+    if str(status.get("message") or "").startswith(f"paused by {PAUSE_ANNOTATION}"):
+        return f"{PAUSE_ANNOTATION} was removed: runs resume"
+    return "spec.suspend is false: runs resume"
 
 
 def _upstreams_found(

@@ -26,6 +26,9 @@ from cronfleet.naming import (
 )
 
 CRONJOB_SCHEDULED_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
+# `kubectl create job --from=cronjob/X` marks the Jobs it makes this way.
+INSTANTIATE_ANNOTATION = "cronjob.kubernetes.io/instantiate"
+INSTANTIATE_MANUAL = "manual"
 PERMANENT_FAILURE_EXIT_CODE = 2
 MAX_MESSAGE = 1024
 # The runner bounds its summary's data to this; a downstream gets no more.
@@ -99,7 +102,12 @@ def scheduled_time(job: Mapping[str, Any]) -> datetime | None:
 
 
 def trigger_of(job: Mapping[str, Any]) -> RunTrigger:
-    value = str((job["metadata"].get("annotations") or {}).get(TRIGGER_ANNOTATION))
+    annotations = job["metadata"].get("annotations") or {}
+    # kubectl copies the CronJob's template, whose trigger says Scheduled, and
+    # adds its own mark: a person started this run.
+    if annotations.get(INSTANTIATE_ANNOTATION) == INSTANTIATE_MANUAL:
+        return RunTrigger.MANUAL
+    value = str(annotations.get(TRIGGER_ANNOTATION))
     try:
         return RunTrigger(value)
     except ValueError:

@@ -37,6 +37,8 @@ from cronfleet.models import (
     CatchUpPolicy,
     ConcurrencyPolicy,
     CycleRecord,
+    ManualRun,
+    ManualRunState,
     MissCause,
     MissedRun,
     OnExhausted,
@@ -48,6 +50,7 @@ from cronfleet.models import (
     UpstreamStatus,
 )
 from cronfleet.naming import RECORDED_ANNOTATION, cronjob_name
+from cronfleet.pausing import Suspension, suspension
 from cronfleet.runs import (
     NO_POD_GRACE,
     NO_POD_SILENT_GRACE,
@@ -66,6 +69,7 @@ from cronfleet.runs import (
     scheduled_time,
     trigger_of,
 )
+from cronfleet.statusbudget import bounded_tokens
 
 RUN_NOW_ANNOTATION = "cronfleet.io/run-now"
 BACKFILL_ANNOTATION = "cronfleet.io/backfill"
@@ -83,6 +87,8 @@ MISSED_RUN_GRACE = timedelta(seconds=5)
 MAX_ACTIVE_MANUAL_RUNS = 3
 # Jobs remembered as counted: more than the Jobs one Schedule can have at once.
 RECORDED_JOBS_KEPT = 200
+# Run-now tokens whose outcome status.manualRuns shows.
+MANUAL_RUNS_KEPT = 10
 
 
 class Reason(StrEnum):
@@ -208,6 +214,10 @@ class RunState:
     upstreams: dict[str, UpstreamStatus]
     # The runner's data of runs that finished in this look, by Job.
     data: dict[str, str] = field(default_factory=dict)
+    # spec.suspend or the pause annotation: no new runs, retries held.
+    held: Suspension | None = None
+    # What the latest run-now tokens led to, newest first.
+    manual_runs: list[ManualRun] = field(default_factory=list)
 
     @classmethod
     def read(cls, status: Mapping[str, Any]) -> RunState:
@@ -232,6 +242,7 @@ class RunState:
             queued=_valid_queue(status.get("queuedRuns")),
             cycles=valid_cycles(status.get("cycles")),
             upstreams={u.schedule: u for u in _valid_upstreams(status.get("upstreams"))},
+            manual_runs=_valid_manual_runs(status.get("manualRuns")),
         )
 
     def clear_retries(self) -> None:
@@ -244,6 +255,27 @@ class RunState:
 
     def active(self) -> list[RunRecord]:
         return [record for record in self.history.values() if record.result is None]
+
+    def note_manual_run(
+        self,
+        token: str,
+        outcome: ManualRunState,
+        now: datetime,
+        job: str | None = None,
+        why: str = "",
+    ) -> None:
+        """What a run-now token led to; a deferred token's entry is updated when it starts."""
+        entry = ManualRun(token=token, state=outcome, job=job, message=why, time=to_rfc3339(now))
+        others = [run for run in self.manual_runs if run.token != token]
+        self.manual_runs = [entry, *others][:MANUAL_RUNS_KEPT]
+
+
+def _valid_manual_runs(items: Any) -> list[ManualRun]:
+    runs = []
+    for item in items or []:
+        with contextlib.suppress(ValueError):
+            runs.append(ManualRun.model_validate(item))
+    return runs
 
 
 def _valid_queue(items: Any) -> list[QueuedRun]:
@@ -305,9 +337,13 @@ def track(
                 created=seen.created or (from_rfc3339(created) if created else None),
             )
     meta = schedule["metadata"]
-    annotations: Mapping[str, str] = meta.get("annotations") or {}
+    # Tokens are copied into status and events: a long one is kept bounded.
+    annotations: Mapping[str, str] = bounded_tokens(
+        meta.get("annotations") or {}, (RUN_NOW_ANNOTATION, RESET_ANNOTATION, BACKFILL_ANNOTATION)
+    )
     status: Mapping[str, Any] = schedule.get("status") or {}
     state = RunState.read(status)
+    state.held = suspension(spec.suspend, annotations)
     out = Tracking()
     by_name = {job["metadata"]["name"]: job for job in jobs}
 
@@ -324,11 +360,10 @@ def track(
     elif annotations.get(RUN_NOW_ANNOTATION) not in (None, state.tokens.get("runNow")):
         token = annotations[RUN_NOW_ANNOTATION]
         state.tokens["runNow"] = token
+        why = "the spec is invalid (see the status message); fix it, then annotate with a new value"
+        state.note_manual_run(token, ManualRunState.REFUSED, now, why=why)
         out.event(
-            "Warning",
-            Reason.RUN_NOW_REFUSED,
-            f"{RUN_NOW_ANNOTATION}={token} is refused: the spec is invalid (see the status "
-            "message); fix it, then annotate with a new value",
+            "Warning", Reason.RUN_NOW_REFUSED, f"{RUN_NOW_ANNOTATION}={token} is refused: {why}"
         )
     if seen.cadence is not None and not seen.cadence.native:
         _trim_scheduled_jobs(state, spec, jobs, out)
@@ -343,7 +378,7 @@ def track(
 
     # No run is due once maxRuns is reached: later fire times are not misses.
     suspended = (
-        spec.suspend
+        state.held is not None
         or (state.failed and spec.retry.on_exhausted is OnExhausted.SUSPEND)
         or runs_left(spec, state.scheduled_runs) == 0
     )
@@ -382,6 +417,7 @@ def track(
         "queuedRuns": _dump(state.queued),
         "cycles": _dump(state.cycles),
         "upstreams": _dump(list(state.upstreams.values())),
+        "manualRuns": _dump(state.manual_runs),
     }
     if seen.cadence is not None and not seen.cadence.native:
         # The operator runs this cadence itself: the last fire time it handled.
@@ -820,14 +856,19 @@ def _start_due_retry(
         out.wake(due)
         return
     label = f"{state.retry_of}/{state.retry_count}"
-    if spec.suspend:
+    if state.held is not None:
         if state.tokens.get("retryHeld") != label:
             state.tokens["retryHeld"] = label
+            after = (
+                "removing the annotation lets it start"
+                if state.held.by_annotation
+                else "resuming (a spec change) drops it"
+            )
             out.event(
                 "Normal",
                 Reason.RETRY_HELD,
                 f"Retry {state.retry_count} of {state.retry_of} is held while the schedule is "
-                "suspended; resuming (a spec change) drops it",
+                f"{state.held.describe()}; {after}",
             )
         return
     if not _make_room(state, spec, by_name, now, out):
@@ -874,13 +915,12 @@ def _run_now(
     token = annotations.get(RUN_NOW_ANNOTATION)
     if not token or token == state.tokens.get("runNow"):
         return
-    if spec.suspend:
+    if state.held is not None:
         state.tokens["runNow"] = token
+        why = f"the schedule is {state.held.describe()}; resume it, then annotate with a new value"
+        state.note_manual_run(token, ManualRunState.REFUSED, now, why=why)
         out.event(
-            "Warning",
-            Reason.RUN_NOW_REFUSED,
-            f"{RUN_NOW_ANNOTATION}={token} is refused: the schedule is suspended "
-            "(spec.suspend); resume it, then annotate with a new value",
+            "Warning", Reason.RUN_NOW_REFUSED, f"{RUN_NOW_ANNOTATION}={token} is refused: {why}"
         )
         return
     manual = [r for r in state.active() if r.trigger is RunTrigger.MANUAL and r.job in by_name]
@@ -896,6 +936,7 @@ def _run_now(
                 if too_many
                 else "a run is still running and concurrencyPolicy is Forbid"
             )
+            state.note_manual_run(token, ManualRunState.DEFERRED, now, why=why)
             out.event(
                 "Normal",
                 Reason.RUN_NOW_DEFERRED,
@@ -904,12 +945,14 @@ def _run_now(
         return
     state.tokens["runNow"] = token
     state.tokens.pop("runNowDeferred", None)
+    job_name = manual_job_name(cronjob_name(schedule["metadata"]["name"]), token)
+    state.note_manual_run(token, ManualRunState.STARTED, now, job=job_name)
     out.create_jobs.append(
         _run(
             schedule,
             spec,
             config,
-            job_name=manual_job_name(cronjob_name(schedule["metadata"]["name"]), token),
+            job_name=job_name,
             trigger=RunTrigger.MANUAL,
             scheduled_time=to_rfc3339(now),
         )
@@ -935,7 +978,9 @@ def _start_due_fire_time(
     cadence = seen.cadence
     if cadence is None or cadence.native or cadence.kind is CadenceKind.MANUAL:
         return
-    halted = spec.suspend or (state.failed and spec.retry.on_exhausted is OnExhausted.SUSPEND)
+    halted = state.held is not None or (
+        state.failed and spec.retry.on_exhausted is OnExhausted.SUSPEND
+    )
     left = runs_left(spec, state.scheduled_runs)
     since = from_rfc3339(state.last_fire) if state.last_fire else seen.created or now
     if halted or left == 0:
@@ -1093,7 +1138,7 @@ def _start_queued(
     while halted."""
     if not state.queued:
         return
-    if spec.suspend or (state.failed and spec.retry.on_exhausted is OnExhausted.SUSPEND):
+    if state.held is not None or (state.failed and spec.retry.on_exhausted is OnExhausted.SUSPEND):
         return
     meta = schedule["metadata"]
     cronjob = cronjob_name(meta["name"])

@@ -118,6 +118,8 @@ class OperatorProcess:
     extra_env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
     metrics_url: str = ""
+    # The bearer token to scrape an operator whose /metrics authenticates.
+    metrics_token: str = ""
     external: bool = False
 
     def start(self) -> None:
@@ -185,6 +187,7 @@ def operator(
         # its metrics are reached through CRONFLEET_TEST_METRICS_URL (a port-forward).
         process.external = True
         process.metrics_url = os.environ.get("CRONFLEET_TEST_METRICS_URL", "")
+        process.metrics_token = os.environ.get("CRONFLEET_TEST_METRICS_TOKEN", "")
         yield process
         return
     process.start()

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import subprocess
+import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,9 @@ KUBE_VERSION = KUBERNETES_VERSION.lstrip("v")  # the version of the cluster the 
 DEPLOYMENTS = Resource("apps/v1", "deployments")
 ROLEBINDINGS = Resource("rbac.authorization.k8s.io/v1", "rolebindings")
 CLUSTERROLES = Resource("rbac.authorization.k8s.io/v1", "clusterroles", namespaced=False)
+CLUSTERROLEBINDINGS = Resource(
+    "rbac.authorization.k8s.io/v1", "clusterrolebindings", namespaced=False
+)
 CRDS = Resource("apiextensions.k8s.io/v1", "customresourcedefinitions", namespaced=False)
 ALL_OPTIONS = [
     "--set",
@@ -98,6 +104,9 @@ def test_template_defaults_and_combinations(helm: Any) -> None:
             "ClusterRole/cronfleet-view",
             "ClusterRoleBinding/cf-cronfleet",
             "ClusterRoleBinding/cf-cronfleet-discovery",
+            "ClusterRole/cf-cronfleet-metrics-auth",
+            "ClusterRoleBinding/cf-cronfleet-metrics-auth",
+            "ClusterRole/cf-cronfleet-metrics-reader",
             "CustomResourceDefinition/schedules.cronfleet.io",
             "Deployment/cf-cronfleet",
             "Service/cf-cronfleet-metrics",
@@ -114,7 +123,7 @@ def test_template_defaults_and_combinations(helm: Any) -> None:
     assert container["image"] == "ghcr.io/cronfleet/cronfleet-operator:0.1.0"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["securityContext"]["runAsNonRoot"] is True
-    env = {item["name"]: item["value"] for item in container["env"]}
+    env = {item["name"]: item.get("value") for item in container["env"]}
     assert env["CRONFLEET_RUNNER_IMAGE"] == "ghcr.io/cronfleet/cronfleet-runner:0.1.0"
     crd = next(d for d in defaults if d["kind"] == "CustomResourceDefinition")
     assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
@@ -149,6 +158,59 @@ def test_template_defaults_and_combinations(helm: Any) -> None:
         assert kind in everything
 
 
+def test_metrics_authentication_on_and_off(helm: Any) -> None:
+    def rendered(*args: str) -> tuple[dict[str, Object], dict[str, str], Object]:
+        documents = render(helm, *ALL_OPTIONS, "--set", "watchNamespaces={team-a}", *args)
+        by_name = {f"{d['kind']}/{d['metadata']['name']}": d for d in documents}
+        container = by_name["Deployment/cf-cronfleet"]["spec"]["template"]["spec"]["containers"][0]
+        env = {item["name"]: item.get("value") for item in container["env"]}
+        endpoint = by_name["ServiceMonitor/cf-cronfleet"]["spec"]["endpoints"][0]
+        return by_name, env, endpoint
+
+    # On by default: the operator may create the reviews (cluster-wide even when
+    # it watches one namespace), Prometheus gets a role to bind, and sends its token.
+    on, env, endpoint = rendered()
+    assert env["CRONFLEET_METRICS_AUTH"] == "kubernetes"
+    assert "CRONFLEET_METRICS_CERT_FILE" not in env
+    assert on["ClusterRole/cf-cronfleet-metrics-auth"]["rules"] == [
+        {
+            "apiGroups": ["authentication.k8s.io"],
+            "resources": ["tokenreviews"],
+            "verbs": ["create"],
+        },
+        {
+            "apiGroups": ["authorization.k8s.io"],
+            "resources": ["subjectaccessreviews"],
+            "verbs": ["create"],
+        },
+    ]
+    binding = on["ClusterRoleBinding/cf-cronfleet-metrics-auth"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "cf-cronfleet", "namespace": "cronfleet-system"}
+    ]
+    assert on["ClusterRole/cf-cronfleet-metrics-reader"]["rules"] == [
+        {"nonResourceURLs": ["/metrics"], "verbs": ["get"]}
+    ]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["bearerTokenFile"] == "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    assert endpoint["tlsConfig"] == {"insecureSkipVerify": True}
+
+    # A mounted certificate instead of the self-signed one.
+    mounted, env, _ = rendered("--set", "metrics.authentication.certSecret=metrics-tls")
+    pod = mounted["Deployment/cf-cronfleet"]["spec"]["template"]["spec"]
+    assert {"name": "metrics-tls", "secret": {"secretName": "metrics-tls"}} in pod["volumes"]
+    assert env["CRONFLEET_METRICS_CERT_FILE"] == "/etc/cronfleet/metrics-tls/tls.crt"
+    assert env["CRONFLEET_METRICS_KEY_FILE"] == "/etc/cronfleet/metrics-tls/tls.key"
+
+    # Off: plain HTTP, no review rights, no role, no token.
+    off, env, endpoint = rendered("--set", "metrics.authentication.enabled=false")
+    assert env["CRONFLEET_METRICS_AUTH"] == "none"
+    assert not [name for name in off if "metrics-auth" in name or "metrics-reader" in name]
+    assert not {"scheme", "bearerTokenFile", "tlsConfig"} & set(endpoint)
+    rules = [rule for d in off.values() if "Role" in d["kind"] for rule in d.get("rules") or []]
+    assert not [rule for rule in rules if "tokenreviews" in rule.get("resources", [])]
+
+
 @pytest.mark.parametrize(
     ("flag", "complaint"),
     [
@@ -157,6 +219,7 @@ def test_template_defaults_and_combinations(helm: Any) -> None:
         ("operator.image.pullPolicy=Sometimes", "/operator/image/pullPolicy"),
         ("surprise=true", "surprise"),
         ("metrics.port=70000", "/metrics/port"),
+        ("metrics.authentication.enabled=maybe", "/metrics/authentication/enabled"),
     ],
 )
 def test_schema_rejects_bad_values(helm: Any, flag: str, complaint: str) -> None:
@@ -273,6 +336,20 @@ def user_token(cluster: Cluster, namespace: str, name: str) -> str:
     )
     token: str = issued["status"]["token"]
     return token
+
+
+def scrape(url: str, token: str | None = None) -> tuple[int, str]:
+    """GET as Prometheus does with ``insecureSkipVerify``: the certificate is self-signed."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
 
 
 def metric_names(text: str) -> set[str]:
@@ -400,9 +477,36 @@ def test_helm_install_runs_the_operator_with_the_charts_rbac(
         edit = cluster.kube.get(CLUSTERROLES, "edit")
         assert any("schedules" in rule.get("resources", []) for rule in edit["rules"])
 
-        # The dashboard and the alerts ask only for series the operator exports.
-        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as response:
-            exported = metric_names(response.read().decode())
+        # The dashboard and the alerts ask only for series the operator exports,
+        # scraped as the chart's ServiceMonitor has Prometheus do it: over HTTPS
+        # with the token of an account bound to the metrics-reader role.
+        cluster.kube.create(
+            CLUSTERROLEBINDINGS,
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": "cf-test-metrics-reader"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "cf-cronfleet-metrics-reader",
+                },
+                "subjects": [
+                    {"kind": "ServiceAccount", "name": "metrics-scraper", "namespace": release_ns}
+                ],
+            },
+        )
+        reader = user_token(cluster, release_ns, "metrics-scraper")
+        metrics_url = f"https://127.0.0.1:{metrics_port}/metrics"
+        assert scrape(metrics_url)[0] == 401
+
+        def allowed() -> str | None:
+            status, text = scrape(metrics_url, reader)
+            return text if status == 200 else None
+
+        exported = metric_names(
+            eventually(allowed, timeout=30, interval=1, what="a scrape the reader role allows")
+        )
         queries = (CHART / "files" / "alerts.yaml").read_text()
         queries += json.dumps(json.loads((CHART / "files" / "dashboard.json").read_text()))
         used = set(re.findall(r"\bcronfleet_[a-z_]+", queries))
@@ -440,6 +544,130 @@ def test_helm_install_runs_the_operator_with_the_charts_rbac(
         assert cluster.kube.get_or_none(SCHEDULES, "nightly", team_a) is not None
     finally:
         helm("uninstall", "cf", "--namespace", release_ns, check=False)
+        if cluster.kube.get_or_none(CLUSTERROLEBINDINGS, "cf-test-metrics-reader") is not None:
+            cluster.kube.delete(CLUSTERROLEBINDINGS, "cf-test-metrics-reader")
         for name in (team_a, team_b):
             cluster.kube.delete(NAMESPACES, name)
         operator.start()
+
+
+# -- replicas and leader election -------------------------------------------------------
+
+
+def test_one_replica_recreates_and_two_elect_a_leader(helm: Any, cluster: Cluster) -> None:
+    def rendered(*args: str) -> tuple[dict[str, Object], Object, dict[str, Any]]:
+        documents = render(helm, *args)
+        by_kind = {f"{d['kind']}/{d['metadata']['name']}": d for d in documents}
+        deployment = by_kind["Deployment/cf-cronfleet"]
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        env = {
+            item["name"]: item.get("value") or item.get("valueFrom") for item in container["env"]
+        }
+        return by_kind, deployment, env
+
+    one, deployment, env = rendered()
+    assert deployment["spec"]["replicas"] == 1
+    # Without an election, an old and a new pod must never both run.
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert "PodDisruptionBudget/cf-cronfleet" not in one
+    assert "Role/cf-cronfleet-leader-election" not in one
+    assert "CRONFLEET_LEADER_ELECTION" not in env
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+
+    two, deployment, env = rendered(
+        "--set", "replicaCount=2", "--set", "leaderElection.leaseDuration=20"
+    )
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    assert two["PodDisruptionBudget/cf-cronfleet"]["spec"]["minAvailable"] == 1
+    assert env["CRONFLEET_LEADER_ELECTION"] == "true"
+    assert env["CRONFLEET_LEADER_ELECTION_LEASE_NAME"] == "cf-cronfleet"
+    assert env["CRONFLEET_LEADER_ELECTION_LEASE_DURATION"] == "20"
+    assert env["CRONFLEET_LEADER_ELECTION_RENEW_DEADLINE"] == "10"
+    assert env["CRONFLEET_LEADER_ELECTION_RETRY_PERIOD"] == "2"
+    assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    role = two["Role/cf-cronfleet-leader-election"]
+    assert role["metadata"]["namespace"] == "cronfleet-system"
+    granted = {
+        (verb, tuple(rule.get("resourceNames") or ()))
+        for rule in role["rules"]
+        if rule["resources"] == ["leases"]
+        for verb in rule["verbs"]
+    }
+    assert granted == {("create", ()), ("get", ("cf-cronfleet",)), ("update", ("cf-cronfleet",))}
+    binding = two["RoleBinding/cf-cronfleet-leader-election"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "cf-cronfleet", "namespace": "cronfleet-system"}
+    ]
+    # The API server accepts all of it.
+    ensure_namespace(cluster, "cronfleet-system")
+    manifests = helm(
+        "template",
+        "cf",
+        str(CHART),
+        "--namespace",
+        "cronfleet-system",
+        "--kube-version",
+        KUBE_VERSION,
+        "--set",
+        "replicaCount=2",
+    ).stdout
+    result = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=manifests, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_election_role_grants_the_lease_and_nothing_more(helm: Any, cluster: Cluster) -> None:
+    release_ns = f"cf-election-{uuid.uuid4().hex[:5]}"
+    ensure_namespace(cluster, release_ns)
+    try:
+        documents = render(helm, "--namespace", release_ns, "--set", "replicaCount=2")
+        rbac = [d for d in documents if d["metadata"]["name"] == "cf-cronfleet-leader-election"]
+        assert len(rbac) == 2
+        for document in rbac:
+            document["metadata"]["namespace"] = release_ns
+        cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(rbac))
+        account = f"system:serviceaccount:{release_ns}:cf-cronfleet"
+
+        def can(verb: str, resource: str, namespace: str = release_ns) -> bool:
+            result = cluster.kubectl(
+                "auth", "can-i", verb, resource, "-n", namespace, "--as", account, check=False
+            )
+            return result.stdout.strip() == "yes"
+
+        assert can("create", "leases.coordination.k8s.io")
+        assert can("get", "leases.coordination.k8s.io/cf-cronfleet")
+        assert can("update", "leases.coordination.k8s.io/cf-cronfleet")
+        assert not can("update", "leases.coordination.k8s.io/someone-elses")
+        assert not can("delete", "leases.coordination.k8s.io/cf-cronfleet")
+        assert not can("get", "leases.coordination.k8s.io/cf-cronfleet", "default")
+    finally:
+        cluster.kube.delete(NAMESPACES, release_ns)
+
+
+@pytest.mark.parametrize(
+    ("flags", "complaint"),
+    [
+        (["replicaCount=0"], "/replicaCount"),
+        (["leaderElection.retryPeriod=soon"], "/leaderElection/retryPeriod"),
+        (
+            ["replicaCount=2", "leaderElection.renewDeadline=15"],
+            "leaderElection.leaseDuration (15) must be longer than "
+            "leaderElection.renewDeadline (15)",
+        ),
+        (
+            ["replicaCount=2", "leaderElection.retryPeriod=9"],
+            "leaderElection.renewDeadline (10) must be longer than 1.2 times "
+            "leaderElection.retryPeriod (9)",
+        ),
+    ],
+)
+def test_bad_election_values_are_refused_at_render(
+    helm: Any, flags: list[str], complaint: str
+) -> None:
+    args = [arg for flag in flags for arg in ("--set", flag)]
+    result = helm("template", "cf", str(CHART), "--kube-version", KUBE_VERSION, *args, check=False)
+    assert result.returncode != 0
+    assert complaint in result.stderr

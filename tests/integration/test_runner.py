@@ -191,7 +191,12 @@ def test_a_deadline_stops_the_runner_with_sigterm_and_it_says_so(
         "kind": "Pod",
         "metadata": {"name": "slow", "labels": {"run": "slow"}},
         "spec": runner_pod_spec(
-            "sleep", {"seconds": 120}, f"{namespace}/slow", activeDeadlineSeconds=2
+            # 5 s, not less: a container's PID 1 ignores SIGTERM until the runner has
+            # installed its handler, and on a busy node Python takes seconds to get there.
+            "sleep",
+            {"seconds": 120},
+            f"{namespace}/slow",
+            activeDeadlineSeconds=5,
         ),
     }
     cluster.kube.create(PODS, pod, namespace)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from cronfleet_devcluster.e2e import scrape_metrics
 from cronfleet_devcluster.kube import CRONJOBS, JOBS, SCHEDULES, Object
 from cronfleet_devcluster.testing import eventually
 from tests.integration.conftest import Cluster, OperatorProcess
@@ -63,6 +64,9 @@ def reasons(cluster: Cluster, namespace: str, name: str) -> list[str]:
 
 
 def scrape(operator: OperatorProcess) -> str:
+    if operator.metrics_token:
+        # The chart's operator (make e2e): HTTPS, a self-signed certificate, a token.
+        return scrape_metrics(operator.metrics_url, operator.metrics_token, timeout=10)
     with urllib.request.urlopen(operator.metrics_url, timeout=10) as response:
         text: str = response.read().decode()
         return text

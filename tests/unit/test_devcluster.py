@@ -58,9 +58,11 @@ def test_field_refs() -> None:
         "metadata": {"name": "p", "namespace": "ns", "labels": {"app": "x"}},
         "spec": {"nodeName": "n"},
     }
-    assert field_value(pod, "metadata.name") == "p"
-    assert field_value(pod, "metadata.labels['app']") == "x"
-    assert field_value(pod, "spec.nodeName") == "n"
+    assert field_value(pod, "metadata.name", "127.1.0.7") == "p"
+    assert field_value(pod, "metadata.labels['app']", "127.1.0.7") == "x"
+    assert field_value(pod, "spec.nodeName", "127.1.0.7") == "n"
+    assert field_value(pod, "status.podIP", "127.1.0.7") == "127.1.0.7"
+    assert field_value(pod, "status.hostIP", "127.1.0.7") == "127.0.0.1"
 
 
 def test_version_ldflags_set_the_release() -> None:

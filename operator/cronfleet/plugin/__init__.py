@@ -1,0 +1,1 @@
+"""`kubectl cronfleet`: the user's tools, acting with the user's own credentials."""

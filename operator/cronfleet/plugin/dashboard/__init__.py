@@ -1,0 +1,1 @@
+"""`kubectl cronfleet dashboard`: a local web UI on 127.0.0.1."""
