@@ -133,6 +133,7 @@ LEASES = Resource("coordination.k8s.io/v1", "leases")
 JOBS = Resource("batch/v1", "jobs")
 CRONJOBS = Resource("batch/v1", "cronjobs")
 SCHEDULES = Resource("cronfleet.io/v1alpha1", "schedules")
+CRDS = Resource("apiextensions.k8s.io/v1", "customresourcedefinitions", namespaced=False)
 
 
 class Kube:

@@ -18,7 +18,7 @@ import pytest
 
 from cronfleet_devcluster.binaries import cached_binaries, ensure_binaries
 from cronfleet_devcluster.controlplane import ControlPlane, free_port
-from cronfleet_devcluster.kube import NAMESPACES, SERVICEACCOUNTS, Kube
+from cronfleet_devcluster.kube import CRDS, NAMESPACES, SERVICEACCOUNTS, Kube
 from cronfleet_devcluster.testing import eventually
 
 # The node agent runs any image it knows as a local program (busybox's `sh`
@@ -165,9 +165,16 @@ class OperatorProcess:
 @pytest.fixture(scope="session")
 def crd(cluster: Cluster) -> None:
     cluster.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
-    cluster.kubectl(
-        "wait", "--for=condition=Established", "crd/schedules.cronfleet.io", "--timeout=30s"
-    )
+
+    def established() -> bool:
+        crd = cluster.kube.get(CRDS, "schedules.cronfleet.io")
+        conditions = crd.get("status", {}).get("conditions") or []
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+    # Seconds as a rule, but three control planes starting at once on two busy
+    # cores have taken over 30 s to set up the new resource's watch cache; every
+    # test of the session depends on it, so wait generously and say why it failed.
+    eventually(established, timeout=180, interval=0.5, what="the Schedule CRD Established")
 
 
 @pytest.fixture(scope="session")
