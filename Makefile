@@ -69,6 +69,10 @@ demo: binaries ## The main job: local control plane, CRD, operator, examples/, `
 bench: binaries ## Benchmarks on a fresh local control plane; prints a table with ratios to a floor
 	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
 
+.PHONY: bench-scale
+bench-scale: binaries ## 10,000 Schedules on one operator: creation, requests, RSS, CPU, idle, restart (~15 min)
+	$(BIN)/python -m tests.bench.run --scale $(BENCH_ARGS)
+
 .PHONY: e2e-kind
 e2e-kind: $(STAMP) ## With Docker and kind: build images, helm install, run the integration suite on kind
 	hack/e2e/kind.sh $(PYTEST_ARGS)

@@ -1,10 +1,15 @@
-"""Helpers for tests that run against a real cluster: polling with a deadline."""
+"""Helpers for tests that run against a real cluster: polling with a deadline, and a
+namespace of its own for each test."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TypeVar
+
+from cronfleet_devcluster.kube import NAMESPACES, SERVICEACCOUNTS, Kube
 
 T = TypeVar("T")
 
@@ -39,3 +44,32 @@ def eventually(
                 f"{what} not reached within {timeout:.0f}s; last seen: {last!r}"
             )
         time.sleep(interval)
+
+
+@contextmanager
+def namespace_for_test(kube: Kube, test_name: str, labels: Mapping[str, str]) -> Iterator[str]:
+    """A new namespace named after the test, deleted afterwards.
+
+    Yielded only once its default ServiceAccount exists: before that, the API
+    server refuses the pods of every Job created there.
+    """
+    base = test_name.lower().replace("_", "-")
+    base = "".join(ch for ch in base if ch.isalnum() or ch == "-").strip("-")[:40]
+    name = f"{base}-{uuid.uuid4().hex[:5]}"
+    kube.create(
+        NAMESPACES,
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name, "labels": dict(labels)},
+        },
+    )
+    eventually(
+        lambda: kube.get_or_none(SERVICEACCOUNTS, "default", name),
+        timeout=30,
+        what=f"default ServiceAccount in {name}",
+    )
+    try:
+        yield name
+    finally:
+        kube.delete(NAMESPACES, name)

@@ -22,6 +22,7 @@ from typing import Any
 
 from cronfleet.chains import UpstreamView, find_cycle, valid_cycles
 from cronfleet.clock import Clock, SystemClock, from_rfc3339, to_rfc3339
+from cronfleet.compact import compact
 from cronfleet.config import OperatorConfig
 from cronfleet.kubeapi import (
     ApiError,
@@ -143,11 +144,17 @@ class Controller:
             self.metrics = Metrics(self.schedules.values, leading=self.leader.is_leading)
         self.api.on_request = self.metrics.api_requests.inc
         self.api.may_send = self._may_send
+        # Schedules judged since start: a restart is over when all known ones are.
+        self.judged: set[Key] = set()
+        self.metrics.reconciled.set_function(lambda: float(len(self.judged)))
 
     def _may_send(self, method: str, path: str) -> bool:
         # The one gate every write passes: a standby, or a leader past its renew
         # deadline, sends none (status, events, CronJobs, Jobs), whoever asks.
-        return self.leader.is_leading() or not needs_leadership(method, path)
+        allowed = self.leader.is_leading() or not needs_leadership(method, path)
+        if allowed and method != "GET" and self.metrics is not None:
+            self.metrics.api_writes.inc()
+        return allowed
 
     # -- watch side (called by kopf handlers) -------------------------------------
 
@@ -161,6 +168,7 @@ class Controller:
             if self.metrics is not None:
                 self.metrics.forget(*key)
             self.schedules.pop(key, None)
+            self.judged.discard(key)
             self.rejections.pop(key, None)
             self.timers.cancel(key)
             self.failures.pop(key, None)
@@ -181,7 +189,7 @@ class Controller:
         if _older(body, self.schedules.get(key)):
             return  # our own status write already gave us a newer copy
         self._follow_chain(key, body)
-        self.schedules[key] = dict(body)
+        self.schedules[key] = compact(body)
         for index, shared in (
             (self.by_label, label),
             (self.by_cronjob, (meta["namespace"], cronjob_name(meta["name"]))),
@@ -214,7 +222,7 @@ class Controller:
             self.job_messages.pop((meta["namespace"], meta["name"]), None)
             self.job_lookups.pop((meta["namespace"], meta["name"]), None)
         elif not _older(body, jobs.get(meta["name"])):
-            jobs[meta["name"]] = dict(body)
+            jobs[meta["name"]] = compact(body)
         for key in self._schedules_of(meta):
             self.queue.add(key)
 
@@ -228,7 +236,7 @@ class Controller:
         if event_type == "DELETED":
             pods.pop(meta["name"], None)
         else:
-            pods[meta["name"]] = dict(body)
+            pods[meta["name"]] = compact(body)
             # A finished container tells the run's outcome; a container or pod
             # that cannot start is reported at once.
             if _finished_or_blocked(body):
@@ -242,7 +250,7 @@ class Controller:
         if event_type == "DELETED":
             self.cronjobs.pop(cache_key, None)
         else:
-            self.cronjobs[cache_key] = dict(body)
+            self.cronjobs[cache_key] = compact(body)
         owners = {
             str(ref.get("name"))
             for ref in meta.get("ownerReferences") or []
@@ -351,7 +359,11 @@ class Controller:
             key = await self.queue.get()
             try:
                 started = time.monotonic()
+                # Judged means with missed runs checked, which waits for WARM_UP.
+                warm = self.clock.now() >= self.warm_until
                 await self.reconcile(key)
+                if warm and key in self.schedules:
+                    self.judged.add(key)
                 if self.metrics is not None:
                     self.metrics.reconcile_duration.observe(time.monotonic() - started)
                 self.failures.pop(key, None)
@@ -453,7 +465,7 @@ class Controller:
                 )
                 # Cache what the server holds now, so the next reconcile does
                 # not apply again before the watch has caught up.
-                self.cronjobs[(namespace, cronjob_name(name))] = dict(applied)
+                self.cronjobs[(namespace, cronjob_name(name))] = compact(applied)
                 log.info("applied CronJob %s/%s", namespace, cronjob_name(name))
             except ApiError as error:
                 if not _rejects_input(error):
@@ -465,7 +477,7 @@ class Controller:
         for job in plan.create_jobs:
             try:
                 created = await self.api.create(jobs_path(namespace), job)
-                self.jobs.setdefault(label, {})[created["metadata"]["name"]] = dict(created)
+                self.jobs.setdefault(label, {})[created["metadata"]["name"]] = compact(created)
                 trigger = job["metadata"]["annotations"][TRIGGER_ANNOTATION]
                 metrics.of(metrics.runs_started, namespace, name, trigger).inc()
                 if trigger in ("Retry", "Manual"):
@@ -488,7 +500,7 @@ class Controller:
             if key in self.schedules:
                 # Its watch event will bring nothing new: follow the chain now.
                 self._follow_chain(key, updated)
-                self.schedules[key] = dict(updated)
+                self.schedules[key] = compact(updated)
         for event in plan.events:
             await self.post_event(schedule, event)
         for record in plan.finished:
@@ -522,7 +534,7 @@ class Controller:
                 )
                 cached = self.jobs.get(label, {})
                 if job_name in cached and not _older(marked, cached[job_name]):
-                    cached[job_name] = dict(marked)
+                    cached[job_name] = compact(marked)
             except ApiError as error:
                 if error.status != 404:  # already gone: nothing left to mark
                     raise

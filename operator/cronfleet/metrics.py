@@ -384,6 +384,17 @@ class Metrics:
             "Requests the operator sent to the Kubernetes API (watches excluded).",
             registry=self.registry,
         )
+        self.api_writes = Counter(
+            "cronfleet_api_writes_total",
+            "Of those, the writes (every method but GET): a restart should send none.",
+            registry=self.registry,
+        )
+        self.reconciled = Gauge(
+            "cronfleet_schedules_reconciled",
+            "Known Schedules judged at least once since the operator started: equal to "
+            "the number of Schedules once a restart has looked at every one.",
+            registry=self.registry,
+        )
         self.registry.register(ScheduleCollector(schedules, leading=leading))
         # The label sets each Schedule's series were created with, so that they
         # go with the Schedule instead of staying until the operator restarts.

@@ -118,29 +118,33 @@ def validate_spec(
         )
     else:
         problems.extend(_params_problems(spec, known_tasks, check_params))
-    for index, item in enumerate(spec.env or []):
-        name = str(item.get("name", ""))
-        if name.startswith(RESERVED_ENV_PREFIX):
-            problems.append(
-                Problem(
-                    f"env[{index}].name",
-                    repr(name),
-                    f"names starting with {RESERVED_ENV_PREFIX} are set by cronfleet",
-                )
-            )
-    for index, item in enumerate(spec.env_from or []):
-        prefix = str(item.get("prefix", ""))
-        if prefix.startswith(RESERVED_ENV_PREFIX):
-            problems.append(
-                Problem(
-                    f"envFrom[{index}].prefix",
-                    repr(prefix),
-                    f"a prefix starting with {RESERVED_ENV_PREFIX} would set cronfleet's own "
-                    "variables",
-                )
-            )
+    problems.extend(_reserved_env_problems(spec))
     problems.extend(_resource_problems(spec.resources or {}))
     return (spec if not problems else None), problems
+
+
+def _reserved_env_problems(spec: ScheduleSpec) -> list[Problem]:
+    """``env`` names and ``envFrom`` prefixes that would set cronfleet's own variables."""
+    checks = (
+        (
+            "env",
+            "name",
+            spec.env,
+            f"names starting with {RESERVED_ENV_PREFIX} are set by cronfleet",
+        ),
+        (
+            "envFrom",
+            "prefix",
+            spec.env_from,
+            f"a prefix starting with {RESERVED_ENV_PREFIX} would set cronfleet's own variables",
+        ),
+    )
+    return [
+        Problem(f"{field}[{index}].{key}", repr(value), allowed)
+        for field, key, items, allowed in checks
+        for index, item in enumerate(items or [])
+        if (value := str(item.get(key, ""))).startswith(RESERVED_ENV_PREFIX)
+    ]
 
 
 def nesting_depth(value: Any) -> int:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +48,8 @@ UNRUN_LEAD_FACTOR = 1.5
 UNRUN_LEAD_SECONDS = 5
 # Groups the benchmark's interval Schedules, so waiting for them lists only them.
 GROUP_LABEL = "bench.cronfleet.io/group"
+# --scale measures at this many Schedules first, then at --scale-count.
+SCALE_FIRST = 1000
 
 
 def schedule(name: str) -> Object:
@@ -104,12 +107,23 @@ def unix_seconds(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def api_requests(metrics_url: str) -> float:
-    with urllib.request.urlopen(metrics_url, timeout=10) as response:
+def metric(metrics_url: str, name: str) -> float:
+    """One unlabelled series of the operator's metrics.
+
+    Only that family is asked for (``name[]``): a full scrape renders every
+    Schedule's series, which at 10,000 Schedules costs the operator real CPU.
+    """
+    family = name.removesuffix("_total")
+    query = urllib.parse.urlencode([("name[]", family), ("name[]", f"{family}_total")])
+    with urllib.request.urlopen(f"{metrics_url}?{query}", timeout=30) as response:
         for line in response.read().decode().splitlines():
-            if line.startswith("cronfleet_api_requests_total "):
+            if line.startswith(f"{name} "):
                 return float(line.split()[1])
-    raise RuntimeError("cronfleet_api_requests_total is not exported")
+    raise RuntimeError(f"{name} is not exported")
+
+
+def api_requests(metrics_url: str) -> float:
+    return metric(metrics_url, "cronfleet_api_requests_total")
 
 
 def retry_latencies(kube: Kube, samples: int) -> list[float]:
@@ -155,17 +169,21 @@ def retry_latencies(kube: Kube, samples: int) -> list[float]:
     ]
 
 
-def wait_counter_still(metrics_url: str, still_seconds: float, timeout: float) -> None:
+def wait_counter_still(metrics_url: str, still_seconds: float, timeout: float) -> float:
     """Until the operator's request counter has not moved for ``still_seconds``: the
-    creates' trailing writes are over (a counter that never stops ends at ``timeout``)."""
+    creates' trailing writes are over (a counter that never stops ends at ``timeout``).
+
+    Returns when (``time.monotonic()``) the counter last moved: the end of the tail.
+    """
     deadline = time.monotonic() + timeout
     last = api_requests(metrics_url)
     since = time.monotonic()
     while time.monotonic() < deadline and time.monotonic() - since < still_seconds:
-        time.sleep(1)  # a scrape renders every Schedule's series: not too often
+        time.sleep(1)
         current = api_requests(metrics_url)
         if current != last:
             last, since = current, time.monotonic()
+    return since
 
 
 @dataclass
@@ -268,7 +286,9 @@ def wait_group_active(
     raise RuntimeError(f"only some of {count} Schedules of {group} became {phase} in {timeout}s")
 
 
-def wait_all_active(kube: Kube, namespace: str, count: int, timeout: float) -> float:
+def wait_all_active(
+    kube: Kube, namespace: str, count: int, timeout: float, poll: float = 0.25
+) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         items = kube.items(SCHEDULES, namespace)
@@ -277,7 +297,7 @@ def wait_all_active(kube: Kube, namespace: str, count: int, timeout: float) -> f
             cronjobs = len(kube.items(CRONJOBS, namespace))
             if cronjobs >= count:
                 return time.monotonic()
-        time.sleep(0.25)
+        time.sleep(poll)
     raise RuntimeError(f"only some of {count} Schedules became Active in {timeout}s")
 
 
@@ -286,6 +306,190 @@ def parallel(count: int, concurrency: int, work: Callable[[int], Any]) -> float:
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(work, range(count)))
     return time.monotonic() - started
+
+
+def floor_item(kube: Kube, name: str) -> None:
+    """What the operator's writes for one Schedule cost a bare client: the user's
+    Schedule create, a CronJob create, a status patch."""
+    kube.create(SCHEDULES, schedule(name), FLOOR_NAMESPACE)
+    kube.create(CRONJOBS, cronjob(name), FLOOR_NAMESPACE)
+    kube.patch(SCHEDULES, name, {"status": {"phase": "Active"}}, FLOOR_NAMESPACE, sub="status")
+
+
+def start_operator(
+    kubeconfig: Path, log_path: Path, metrics_port: int, workers: int
+) -> subprocess.Popen[bytes]:
+    env = dict(
+        os.environ,
+        KUBECONFIG=str(kubeconfig),
+        CRONFLEET_WORKERS=str(workers),
+        CRONFLEET_METRICS_PORT=str(metrics_port),
+    )
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "cronfleet-operator"),
+                "--namespace",
+                OPERATOR_NAMESPACE,
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def wait_metric(metrics_url: str, name: str, at_least: float, timeout: float) -> float:
+    """Until a metric of a starting operator reaches ``at_least``; when (monotonic) it did."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if metric(metrics_url, name) >= at_least:
+                return time.monotonic()
+        except OSError:
+            pass  # not serving yet
+        time.sleep(0.25)
+    raise RuntimeError(f"{name} did not reach {at_least:.0f} in {timeout:.0f} s")
+
+
+@dataclass
+class Creation:
+    """Schedules created at once, up to all Active and the operator's requests over."""
+
+    count: int
+    active_seconds: float
+    # Until the operator's request counter last moved (quiet for --scale-quiet-seconds after).
+    settled_seconds: float
+    requests: float
+    cpu_seconds: float
+    rss_mib: float
+
+
+def create_at_once(
+    kube: Kube,
+    operator: subprocess.Popen[bytes],
+    metrics_url: str,
+    first: int,
+    count: int,
+    concurrency: int,
+    quiet: float,
+) -> Creation:
+    """Schedules s-<first> .. s-<first+count-1> created at once by ``concurrency`` threads."""
+    requests_before = api_requests(metrics_url)
+    _, cpu_before = process_usage(operator.pid)
+    began = time.monotonic()
+    parallel(
+        count,
+        concurrency,
+        lambda i: kube.create(SCHEDULES, schedule(f"s-{first + i}"), OPERATOR_NAMESPACE),
+    )
+    # Listing thousands of Schedules and CronJobs loads the API server: not too often.
+    active = wait_all_active(kube, OPERATOR_NAMESPACE, first + count, 1800, poll=2)
+    settled = wait_counter_still(metrics_url, quiet, 900)
+    if time.monotonic() - settled < quiet:
+        raise RuntimeError(f"the operator's requests did not stop for {quiet} s within 900 s")
+    rss, cpu = process_usage(operator.pid)
+    return Creation(
+        count=count,
+        active_seconds=active - began,
+        settled_seconds=max(settled, active) - began,
+        requests=api_requests(metrics_url) - requests_before,
+        cpu_seconds=cpu - cpu_before,
+        rss_mib=rss,
+    )
+
+
+def scale_rows(
+    args: argparse.Namespace, kube: Kube, directory: Path, kubeconfig: Path
+) -> list[tuple[str, str, str]]:
+    """``--scale``: one operator with ``--scale-count`` Schedules (cron ones: a CronJob each)."""
+    total: int = args.scale_count
+    rest = total - SCALE_FIRST
+    concurrency: int = args.concurrency
+    quiet: float = args.scale_quiet_seconds
+    floor_first = parallel(SCALE_FIRST, concurrency, lambda i: floor_item(kube, f"f-{i}"))
+    floor_rest = parallel(rest, concurrency, lambda i: floor_item(kube, f"f-{SCALE_FIRST + i}"))
+
+    metrics_port = free_port()
+    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+    log_path = directory / "operator.log"
+    operator = start_operator(kubeconfig, log_path, metrics_port, concurrency)
+    try:
+        wait_metric(metrics_url, "cronfleet_api_requests_total", 0, 60)
+        first = create_at_once(kube, operator, metrics_url, 0, SCALE_FIRST, concurrency, quiet)
+        then = create_at_once(kube, operator, metrics_url, SCALE_FIRST, rest, concurrency, quiet)
+        _, cpu_before_idle = process_usage(operator.pid)
+        requests_before_idle = api_requests(metrics_url)
+        time.sleep(args.idle_seconds)
+        idle_requests = api_requests(metrics_url) - requests_before_idle
+        rss_idle, cpu_after_idle = process_usage(operator.pid)
+    finally:
+        operator.terminate()
+        operator.wait(30)
+
+    # The restart: a new operator process, every Schedule and CronJob already there.
+    operator = start_operator(kubeconfig, log_path, metrics_port, concurrency)
+    try:
+        began = time.monotonic()
+        judged = wait_metric(metrics_url, "cronfleet_schedules_reconciled", total, 600)
+        restart_seconds = judged - began
+        restart_writes = metric(metrics_url, "cronfleet_api_writes_total")
+        restart_requests = api_requests(metrics_url)
+        restart_rss, restart_cpu = process_usage(operator.pid)
+    finally:
+        operator.terminate()
+        operator.wait(30)
+
+    def creation_rows(created: Creation, of: int, floor: float) -> list[tuple[str, str, str]]:
+        label = f"{created.count} Schedules at once ({of} in all)"
+        return [
+            (f"{label} -> all Active", f"{created.active_seconds:.1f} s", ""),
+            (
+                f"{label} -> all Active, requests over",
+                f"{created.settled_seconds:.1f} s",
+                f"{created.settled_seconds / floor:.2f}x floor",
+            ),
+            (
+                f"  floor: bare client, same writes, {concurrency} threads",
+                f"{floor:.1f} s",
+                "1.00x",
+            ),
+            (
+                f"{label}: operator API requests",
+                f"{created.requests:.0f}",
+                f"{created.requests / created.count:.2f} per Schedule",
+            ),
+            (
+                f"{label}: operator CPU",
+                f"{created.cpu_seconds:.1f} s",
+                f"{created.cpu_seconds / created.count * 1000:.1f} ms per Schedule",
+            ),
+            (f"operator RSS with {of} Schedules", f"{created.rss_mib:.0f} MiB", ""),
+        ]
+
+    return [
+        *creation_rows(first, SCALE_FIRST, floor_first),
+        *creation_rows(then, total, floor_rest),
+        (
+            f"operator RSS with {total} Schedules after {args.idle_seconds} s idle",
+            f"{rss_idle:.0f} MiB",
+            f"{(rss_idle - first.rss_mib) / rest * 1024:.1f} KiB per Schedule past {SCALE_FIRST}",
+        ),
+        (
+            f"API requests while idle ({total} Schedules, {args.idle_seconds} s)",
+            f"{idle_requests:.0f}",
+            "",
+        ),
+        (
+            f"operator CPU while idle ({total} Schedules, {args.idle_seconds} s)",
+            f"{cpu_after_idle - cpu_before_idle:.2f} s",
+            f"{(cpu_after_idle - cpu_before_idle) / args.idle_seconds * 100:.2f}% of a core",
+        ),
+        (f"restart with {total} Schedules -> every one judged", f"{restart_seconds:.1f} s", ""),
+        ("restart: API writes until then", f"{restart_writes:.0f}", ""),
+        ("restart: API requests until then", f"{restart_requests:.0f}", ""),
+        ("restart: operator CPU until then", f"{restart_cpu:.1f} s", ""),
+        ("restart: operator RSS then", f"{restart_rss:.0f} MiB", ""),
+    ]
 
 
 def main() -> None:
@@ -315,7 +519,22 @@ def main() -> None:
         default=1000,
         help="(h) every: 1h Schedules, measured for --idle-seconds with no fire time",
     )
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="instead of the set above: --scale-count Schedules on one operator (creation, "
+        "requests, RSS and CPU at 1,000 and at the count, idle, restart)",
+    )
+    parser.add_argument("--scale-count", type=int, default=10_000)
+    parser.add_argument(
+        "--scale-quiet-seconds",
+        type=int,
+        default=10,
+        help="--scale: the creation tail has ended when no request was sent for this long",
+    )
     args = parser.parse_args()
+    if args.scale and args.scale_count < SCALE_FIRST:
+        parser.error(f"--scale-count must be at least {SCALE_FIRST}")
     if args.interval < 10:
         parser.error("--interval must be at least 10 (the shortest every)")
 
@@ -340,18 +559,18 @@ def main() -> None:
             NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
         )
     rows: list[tuple[str, str, str]] = [("control-plane start", f"{start_seconds:.1f} s", "")]
+    if args.scale:
+        try:
+            rows += scale_rows(args, kube, directory, plane.kubeconfig)
+        except ApiError as error:
+            raise SystemExit(f"benchmark failed: {error}") from error
+        finally:
+            plane.stop()
+        print_table(rows)
+        return
     try:
-        # (c) The floor: what the operator's writes cost when a bare client makes
-        # them: the user's Schedule create, a CronJob create, a status patch.
-        def floor_item(index: int) -> None:
-            name = f"f-{index}"
-            kube.create(SCHEDULES, schedule(name), FLOOR_NAMESPACE)
-            kube.create(CRONJOBS, cronjob(name), FLOOR_NAMESPACE)
-            kube.patch(
-                SCHEDULES, name, {"status": {"phase": "Active"}}, FLOOR_NAMESPACE, sub="status"
-            )
-
-        floor = parallel(args.bulk, args.concurrency, floor_item)
+        # (c) The floor: what the operator's writes cost when a bare client makes them.
+        floor = parallel(args.bulk, args.concurrency, lambda i: floor_item(kube, f"f-{i}"))
 
         log_path = directory / "operator.log"
         metrics_port = free_port()
@@ -628,6 +847,10 @@ def main() -> None:
         ),
         ("(h) API requests per Schedule per hour, between fires", f"{hourly_per_hour:.3f}", ""),
     ]
+    print_table(rows)
+
+
+def print_table(rows: list[tuple[str, str, str]]) -> None:
     width = max(len(row[0]) for row in rows)
     print()
     print(f"{'benchmark'.ljust(width)}  {'value':>10}  ratio")

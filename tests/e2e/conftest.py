@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -18,8 +17,8 @@ import pytest
 
 from cronfleet_devcluster.binaries import ensure_binaries
 from cronfleet_devcluster.controlplane import ControlPlane
-from cronfleet_devcluster.kube import NAMESPACES, SERVICEACCOUNTS, Kube
-from cronfleet_devcluster.testing import eventually
+from cronfleet_devcluster.kube import Kube
+from cronfleet_devcluster.testing import namespace_for_test
 
 collect_ignore_glob = [] if os.environ.get("CRONFLEET_NODE") == "kubelet" else ["test_*.py"]
 
@@ -55,25 +54,6 @@ def real_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNode]:
 
 @pytest.fixture
 def restricted_namespace(real_node: RealNode, request: pytest.FixtureRequest) -> Iterator[str]:
-    base = request.node.name.lower().replace("_", "-")
-    base = "".join(ch for ch in base if ch.isalnum() or ch == "-").strip("-")[:40]
-    name = f"{base}-{uuid.uuid4().hex[:5]}"
-    real_node.kube.create(
-        NAMESPACES,
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {
-                "name": name,
-                "labels": {"pod-security.kubernetes.io/enforce": RESTRICTED},
-            },
-        },
-    )
-    # Pods are admitted only once the namespace's default ServiceAccount exists.
-    eventually(
-        lambda: real_node.kube.get_or_none(SERVICEACCOUNTS, "default", name),
-        timeout=30,
-        what=f"default ServiceAccount in {name}",
-    )
-    yield name
-    real_node.kube.delete(NAMESPACES, name)
+    labels = {"pod-security.kubernetes.io/enforce": RESTRICTED}
+    with namespace_for_test(real_node.kube, request.node.name, labels) as name:
+        yield name

@@ -8,18 +8,16 @@ import shutil
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from cronfleet_devcluster.binaries import cached_binaries, ensure_binaries
 from cronfleet_devcluster.controlplane import ControlPlane, free_port
-from cronfleet_devcluster.kube import CRDS, NAMESPACES, SERVICEACCOUNTS, Kube
-from cronfleet_devcluster.testing import eventually
+from cronfleet_devcluster.kube import CRDS, Kube
+from cronfleet_devcluster.testing import eventually, namespace_for_test
 
 # The node agent runs any image it knows as a local program (busybox's `sh`
 # among them); the real node runs only what was imported into its containerd,
@@ -85,22 +83,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @pytest.fixture
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    base = request.node.name.lower().replace("_", "-")
-    base = "".join(ch for ch in base if ch.isalnum() or ch == "-").strip("-")[:40]
-    name = f"{base}-{uuid.uuid4().hex[:5]}"
-    labels: dict[str, Any] = {"cronfleet.io/test": "true"}
-    cluster.kube.create(
-        NAMESPACES,
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}},
-    )
-    # Pods are admitted only once the namespace's default ServiceAccount exists.
-    eventually(
-        lambda: cluster.kube.get_or_none(SERVICEACCOUNTS, "default", name),
-        timeout=30,
-        what=f"default ServiceAccount in {name}",
-    )
-    yield name
-    cluster.kube.delete(NAMESPACES, name)
+    with namespace_for_test(cluster.kube, request.node.name, {"cronfleet.io/test": "true"}) as name:
+        yield name
 
 
 # -- the operator under test ---------------------------------------------------------
