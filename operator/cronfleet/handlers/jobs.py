@@ -11,7 +11,7 @@ from cronfleet.naming import MANAGED_BY, MANAGED_BY_LABEL
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={MANAGED_BY_LABEL: MANAGED_BY})
-def job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     controller: Controller | None = memo.get("controller")
     if controller is not None:
         controller.observe_job(event.get("type"), event["object"])

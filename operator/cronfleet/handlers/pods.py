@@ -11,7 +11,7 @@ from cronfleet.naming import MANAGED_BY, MANAGED_BY_LABEL
 
 
 @kopf.on.event("", "v1", "pods", labels={MANAGED_BY_LABEL: MANAGED_BY})
-def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     controller: Controller | None = memo.get("controller")
     if controller is not None:
         controller.observe_pod(event.get("type"), event["object"])

@@ -11,7 +11,7 @@ from cronfleet.models import GROUP, PLURAL, VERSION
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def schedule_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def schedule_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     controller: Controller | None = memo.get("controller")
     if controller is not None:
         controller.observe_schedule(event.get("type"), event["object"])

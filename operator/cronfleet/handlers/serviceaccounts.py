@@ -10,7 +10,7 @@ from cronfleet.controller import Controller
 
 
 @kopf.on.event("", "v1", "serviceaccounts")
-def service_account_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def service_account_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     controller: Controller | None = memo.get("controller")
     if controller is not None:
         controller.observe_service_account(event.get("type"), event["object"])
