@@ -475,13 +475,8 @@ class PodRunner(threading.Thread):
                     changed = True
                     # A container's exit wakes the kubelet's pod worker at once (PLEG).
                     next_sync = time.monotonic()
-            if changed:
-                self._settle_phase(restart_policy, killed=False)
-                self.report()
-                if self.phase in ("Succeeded", "Failed"):
-                    self.stop_requested.wait()
-                    self._finish_deletion()
-                    return
+            if changed and self._report_settled(restart_policy):
+                return
             if time.monotonic() >= next_sync:
                 started, failed = self._sync(restart_policy)
                 if started or failed:
@@ -489,11 +484,7 @@ class PodRunner(threading.Thread):
                     self.phase = (
                         "Pending" if any(r.instances == 0 for r in self.containers) else "Running"
                     )
-                    self._settle_phase(restart_policy, killed=False)
-                    self.report()
-                    if self.phase in ("Succeeded", "Failed"):
-                        self.stop_requested.wait()
-                        self._finish_deletion()
+                    if self._report_settled(restart_policy):
                         return
                 next_sync = time.monotonic() + (SYNC_RETRY_SECONDS if failed else 3600.0)
             self.stop_requested.wait(0.1)
@@ -581,6 +572,16 @@ class PodRunner(threading.Thread):
             # start the container, as runc does for a missing executable.
             self._start_failed(run, str(error))
             return None
+
+    def _report_settled(self, restart_policy: str) -> bool:
+        """Report the pod's new state; True once it has ended and its deletion is done."""
+        self._settle_phase(restart_policy, killed=False)
+        self.report()
+        if self.phase not in ("Succeeded", "Failed"):
+            return False
+        self.stop_requested.wait()
+        self._finish_deletion()
+        return True
 
     def _settle_phase(self, restart_policy: str, killed: bool) -> None:
         if not killed:

@@ -59,7 +59,8 @@ def _status(schedule: Mapping[str, Any]) -> Mapping[str, Any]:
     return schedule.get("status") or {}
 
 
-def _moment(text: Any) -> datetime | None:
+def moment(text: Any) -> datetime | None:
+    """An RFC 3339 time from an object's field, or None when it is missing or unreadable."""
     if not isinstance(text, str) or not text:
         return None
     try:
@@ -69,7 +70,7 @@ def _moment(text: Any) -> datetime | None:
 
 
 def _created(schedule: Mapping[str, Any]) -> datetime | None:
-    return _moment((schedule.get("metadata") or {}).get("creationTimestamp"))
+    return moment((schedule.get("metadata") or {}).get("creationTimestamp"))
 
 
 def cadence(schedule: Mapping[str, Any]) -> Cadence:
@@ -118,7 +119,7 @@ def schedule_row(schedule: Mapping[str, Any]) -> ScheduleRow:
         phase=str(status.get("phase") or "Pending"),
         last_result=last_result(schedule),
         success_rate=success_rate(schedule),
-        next_run=_moment(status.get("nextRunTime")),
+        next_run=moment(status.get("nextRunTime")),
         retries=int(status.get("retryCount") or 0),
         suspended=held is not None,
         paused_reason=held.reason if held is not None and held.by_annotation else None,
@@ -143,7 +144,7 @@ def fleet_stats(schedules: Iterable[Mapping[str, Any]], now: datetime) -> FleetS
         failed += bad
         runs += ok + bad + int(counts.get("cancelled") or 0)
         for entry in _status(schedule).get("history") or []:
-            started = _moment(entry.get("startTime"))
+            started = moment(entry.get("startTime"))
             if started is not None and since <= started <= now:
                 recent += 1
     return FleetStats(total, enabled, runs, succeeded, failed, recent)

@@ -9,7 +9,6 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronfleet.clock import from_rfc3339
 from cronfleet.plugin import actions, views
 from cronfleet.plugin.dashboard.display import relative, stamp
 
@@ -173,17 +172,8 @@ def zone_of(schedule: Mapping[str, Any]) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def _moment(text: Any) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        return from_rfc3339(text)
-    except ValueError:
-        return None
-
-
 def _in_zone(text: Any, zone: ZoneInfo) -> str:
-    moment = _moment(text)
+    moment = views.moment(text)
     return stamp(moment.astimezone(zone) if moment else None)
 
 
@@ -218,7 +208,7 @@ def event_time(event: Mapping[str, Any]) -> datetime | None:
         event.get("firstTimestamp"),
         metadata.get("creationTimestamp"),
     ):
-        moment = _moment(text)
+        moment = views.moment(text)
         if moment is not None:
             return moment
     return None
@@ -261,7 +251,7 @@ def last_run(schedule: Mapping[str, Any]) -> str | None:
     status = schedule.get("status") or {}
     history = status.get("history") or []
     candidates = [status.get("lastRunTime"), *(entry.get("startTime") for entry in history[:1])]
-    moments = [moment for moment in map(_moment, candidates) if moment is not None]
+    moments = [when for when in map(views.moment, candidates) if when is not None]
     return max(moments).isoformat() if moments else None
 
 
