@@ -1,6 +1,6 @@
 """Carry out reconcile plans: the operator's acting side.
 
-kopf's watch handlers feed the caches and queue keys; workers take a key,
+Informers (``cronfleet.informers``) feed the caches and queue keys; workers take a key,
 read what is cached, ask ``reconcile.decide`` what to do, and do it: apply the
 CronJob, post events, patch the status, and book the next look in the timers.
 """
@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +25,7 @@ from cronfleet.chains import UpstreamView, find_cycle, valid_cycles
 from cronfleet.clock import Clock, SystemClock, from_rfc3339, to_rfc3339
 from cronfleet.compact import compact
 from cronfleet.config import OperatorConfig
+from cronfleet.informers import Informer, Watched, start_informers
 from cronfleet.kubeapi import (
     ApiError,
     KubeApi,
@@ -37,8 +39,10 @@ from cronfleet.kubeapi import (
 from cronfleet.leaderelection import Leadership, Unelected, needs_leadership
 from cronfleet.manifests import JOB_NAME_LABEL
 from cronfleet.metrics import Metrics, miss_reason_label
-from cronfleet.models import API_VERSION, KIND
+from cronfleet.models import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from cronfleet.naming import (
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
     RECORDED_ANNOTATION,
     SCHEDULE_LABEL,
     TRIGGER_ANNOTATION,
@@ -64,7 +68,6 @@ Key = tuple[str, str]  # (namespace, schedule name)
 Body = dict[str, Any]
 
 ERROR_BACKOFF_MAX = 60.0
-WARM_UP = timedelta(seconds=10)
 FAILURES_BEFORE_EVENT = 3
 EVENT_LOOKUP_INTERVAL = timedelta(seconds=15)
 
@@ -130,9 +133,11 @@ class Controller:
         self.instance = (
             os.environ.get("POD_NAME") or os.environ.get("HOSTNAME") or socket.gethostname()
         )
-        # Missed runs are judged only once the first listings of Jobs are in:
-        # before that, a run that happened would look missing.
-        self.warm_until = self.clock.now() + WARM_UP
+        # Nothing is judged until the first listing of every kind is in: before
+        # that, a run that happened would look missed, a CronJob missing.
+        self.listed = asyncio.Event()
+        self.informers: list[Informer] = []
+        self._listing: asyncio.Task[None] | None = None
         if self.tasks is None:
             self.tasks = known_tasks(self.config)
         self.check_params = params_check()
@@ -156,7 +161,40 @@ class Controller:
             self.metrics.api_writes.inc()
         return allowed
 
-    # -- watch side (called by kopf handlers) -------------------------------------
+    # -- watch side (called by the informers) ----------------------------------------
+
+    def watched_kinds(self) -> list[Watched]:
+        """What the caches hold, and where each kind's events go."""
+        managed = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+        return [
+            Watched(
+                f"/apis/{GROUP}/{VERSION}", PLURAL, self.observe_schedule, self.schedules.values
+            ),
+            Watched(
+                "/apis/batch/v1", "cronjobs", self.observe_cronjob, self.cronjobs.values, managed
+            ),
+            Watched("/apis/batch/v1", "jobs", self.observe_job, self._cached_jobs, managed),
+            Watched("/api/v1", "pods", self.observe_pod, self._cached_pods, managed),
+            Watched(
+                "/api/v1",
+                "serviceaccounts",
+                self.observe_service_account,
+                self._cached_service_accounts,
+            ),
+        ]
+
+    def _cached_jobs(self) -> Iterable[Mapping[str, Any]]:
+        return itertools.chain.from_iterable(jobs.values() for jobs in self.jobs.values())
+
+    def _cached_pods(self) -> Iterable[Mapping[str, Any]]:
+        return itertools.chain.from_iterable(pods.values() for pods in self.pods.values())
+
+    def _cached_service_accounts(self) -> Iterable[Mapping[str, Any]]:
+        return ({"metadata": {"namespace": ns, "name": name}} for ns, name in self.service_accounts)
+
+    @property
+    def warm(self) -> bool:
+        return self.listed.is_set()
 
     def observe_schedule(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         meta = body["metadata"]
@@ -186,8 +224,10 @@ class Controller:
             for name in sharing | rivals:
                 self.queue.add((meta["namespace"], name))
             return
-        if _older(body, self.schedules.get(key)):
-            return  # our own status write already gave us a newer copy
+        if not _newer(body, self.schedules.get(key)):
+            # Our own status write already gave us this copy or a newer one, and
+            # the reconcile that wrote it decided on it: nothing new to look at.
+            return
         self._follow_chain(key, body)
         self.schedules[key] = compact(body)
         for index, shared in (
@@ -249,6 +289,8 @@ class Controller:
         cache_key = (namespace, meta["name"])
         if event_type == "DELETED":
             self.cronjobs.pop(cache_key, None)
+        elif not _newer(body, self.cronjobs.get(cache_key)):
+            return  # the copy our own apply answered with, or older: nothing new
         else:
             self.cronjobs[cache_key] = compact(body)
         owners = {
@@ -326,19 +368,43 @@ class Controller:
 
     # -- workers ------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, watch: bool = True) -> None:
+        """Run the timers and workers, and with ``watch`` the informers that fill the
+        caches (without, the caller feeds them through the ``observe_*`` methods)."""
         loop = asyncio.get_running_loop()
         self.background.append(loop.create_task(self.timers.run(), name="cronfleet-timers"))
+        kinds = self.watched_kinds() if watch else []
+        self.informers = start_informers(self.api, kinds, self.config.namespaces)
+        for informer in self.informers:
+            name = f"cronfleet-watch-{informer.watched.where(informer.namespace)}"
+            self.background.append(loop.create_task(informer.run(), name=name))
+        # Not among the background tasks: it ends once the listings are in, and
+        # the liveness probe reports any background task that ends.
+        self._listing = loop.create_task(self._await_listings(), name="cronfleet-listed")
         for index in range(self.config.workers):
             self.background.append(loop.create_task(self._worker(), name=f"cronfleet-{index}"))
 
+    async def _await_listings(self) -> None:
+        started = time.monotonic()
+        await asyncio.gather(*(informer.listed.wait() for informer in self.informers))
+        log.info(
+            "listed %d Schedules, %d CronJobs, %d Jobs in %.1f s",
+            len(self.schedules),
+            len(self.cronjobs),
+            sum(len(jobs) for jobs in self.jobs.values()),
+            time.monotonic() - started,
+        )
+        self.listed.set()
+
     async def stop(self) -> None:
-        for task in self.background:
+        tasks = [*self.background, *([self._listing] if self._listing is not None else [])]
+        for task in tasks:
             task.cancel()
-        for task in self.background:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.background.clear()
+        self._listing = None
         await self.leader.release()
         await self.api.close()
 
@@ -356,13 +422,13 @@ class Controller:
         while True:
             # A standby's workers take nothing: keys wait, de-duplicated, in the queue.
             await self.leader.wait_leading()
+            # Keys wait, de-duplicated, until every first listing is in.
+            await self.listed.wait()
             key = await self.queue.get()
             try:
                 started = time.monotonic()
-                # Judged means with missed runs checked, which waits for WARM_UP.
-                warm = self.clock.now() >= self.warm_until
                 await self.reconcile(key)
-                if warm and key in self.schedules:
+                if key in self.schedules:
                     self.judged.add(key)
                 if self.metrics is not None:
                     self.metrics.reconcile_duration.observe(time.monotonic() - started)
@@ -414,7 +480,7 @@ class Controller:
         spec = schedule.get("spec") or {}
         account = spec.get("serviceAccountName")
         now = self.clock.now()
-        warm = now >= self.warm_until
+        warm = self.warm
         account_exists: bool | None = None
         if account and warm:
             account_exists = (namespace, account) in self.service_accounts
@@ -702,6 +768,17 @@ def _older(new: Mapping[str, Any], cached: Mapping[str, Any] | None) -> bool:
     new_rv = str(new["metadata"].get("resourceVersion", ""))
     old_rv = str(cached["metadata"].get("resourceVersion", ""))
     return new_rv.isdigit() and old_rv.isdigit() and int(new_rv) < int(old_rv)
+
+
+def _newer(new: Mapping[str, Any], cached: Mapping[str, Any] | None) -> bool:
+    """Whether ``new`` is a later copy than the cached one (or nothing is cached)."""
+    if cached is None:
+        return True
+    new_rv = str(new["metadata"].get("resourceVersion", ""))
+    old_rv = str(cached["metadata"].get("resourceVersion", ""))
+    if new_rv.isdigit() and old_rv.isdigit():
+        return int(new_rv) > int(old_rv)
+    return new_rv != old_rv
 
 
 def _after_names(body: Mapping[str, Any] | None) -> set[str]:

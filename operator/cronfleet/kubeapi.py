@@ -1,18 +1,20 @@
-"""The operator's writes to the Kubernetes API, as plain JSON over aiohttp.
+"""The operator's calls to the Kubernetes API, as plain JSON over aiohttp.
 
-kopf watches; this client acts (server-side apply of CronJobs, status
-patches, events). It authenticates with the credentials kopf logged in with,
-and logs in again once when the API server answers 401 (rotated tokens).
+This client acts (server-side apply of CronJobs, status patches, events) and
+carries the informers' listings and watches (``cronfleet.informers``). It
+authenticates with the credentials kopf logged in with, and logs in again once
+when the API server answers 401 (rotated tokens).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import ssl
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -95,6 +97,9 @@ class KubeApi:
         self._login = login
         self._info: kopf.ConnectionInfo | None = None
         self._session: aiohttp.ClientSession | None = None
+        # Watches hold their connection for minutes: they get their own pool,
+        # so however many there are, requests never wait for a connection.
+        self._watch_session: aiohttp.ClientSession | None = None
         # Called for every request sent (the cronfleet_api_requests_total metric).
         self.on_request: Callable[[], None] | None = None
         # Whether a request may be sent now (leader election: a standby writes
@@ -103,23 +108,30 @@ class KubeApi:
 
     async def _connect(self, fresh: bool = False) -> tuple[aiohttp.ClientSession, str]:
         if self._session is None or fresh:
-            if self._session is not None:
-                await self._session.close()
+            await self.close()
             self._info = await self._login()
-            connector = aiohttp.TCPConnector(ssl=_ssl_context(self._info), limit=32)
+            context = _ssl_context(self._info)
             headers = {"Accept": "application/json", **self._info.as_http_headers()}
             self._session = aiohttp.ClientSession(
-                connector=connector,
+                connector=aiohttp.TCPConnector(ssl=context, limit=32),
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=30),
+            )
+            self._watch_session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=context, limit=0),
+                headers=headers,
+                # A watch lasts as long as the API server's timeoutSeconds; a
+                # silent connection (bookmarks come every minute) is dead.
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=150),
             )
         assert self._info is not None
         return self._session, self._info.server.rstrip("/")
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._watch_session):
+            if session is not None:
+                await session.close()
+        self._session = self._watch_session = None
 
     async def request(
         self,
@@ -146,6 +158,39 @@ class KubeApi:
                 if response.status >= 400:
                     raise ApiError(response.status, parsed, method, path)
                 return parsed
+        raise AssertionError("unreachable")
+
+    async def read_list(self, path: str, query: Mapping[str, str]) -> dict[str, Any]:
+        """One page of a listing (an informer's; not counted among the operator's requests)."""
+        for attempt in range(2):
+            session, server = await self._connect(fresh=attempt > 0)
+            async with session.get(f"{server}{path}?{urlencode(query)}") as response:
+                text = await response.text()
+                if response.status == 401 and attempt == 0:
+                    continue  # credentials rotated: log in again once
+                parsed = _decode(text, "GET", path)
+                if response.status >= 400 or not isinstance(parsed, dict):
+                    raise ApiError(response.status, parsed, "GET", path)
+                return parsed
+        raise AssertionError("unreachable")
+
+    @contextlib.asynccontextmanager
+    async def watch(
+        self, path: str, query: Mapping[str, str]
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A watch request's open response, its events one JSON document per line."""
+        for attempt in range(2):
+            await self._connect(fresh=attempt > 0)
+            assert self._watch_session is not None and self._info is not None
+            url = f"{self._info.server.rstrip('/')}{path}?{urlencode(query)}"
+            async with self._watch_session.get(url) as response:
+                if response.status == 401 and attempt == 0:
+                    continue  # credentials rotated: log in again once
+                if response.status >= 400:
+                    text = await response.text()
+                    raise ApiError(response.status, _decode(text, "GET", path), "WATCH", path)
+                yield response
+                return
         raise AssertionError("unreachable")
 
     async def get_or_none(self, path: str) -> dict[str, Any] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import socket
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     except ElectionError as error:
         parser.error(str(error))
     namespaces = tuple(args.namespace or config.namespaces)
+    config = dataclasses.replace(config, namespaces=namespaces)
 
     import cronfleet.handlers  # noqa: F401, PLC0415  (registers the handlers)
 

@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -26,6 +27,7 @@ from typing import Any
 from cronfleet_devcluster.binaries import ensure_binaries
 from cronfleet_devcluster.controlplane import ControlPlane, free_port
 from cronfleet_devcluster.kube import (
+    APPLY_PATCH,
     CRONJOBS,
     JOBS,
     NAMESPACES,
@@ -60,27 +62,6 @@ def schedule(name: str) -> Object:
         # Once a year: the benchmark measures reconciling, not runs (and a run
         # the clock happens to start calls loopback, looking up no name).
         "spec": {"cron": "0 0 1 1 *", "task": "http", "params": {"url": "http://127.0.0.1:9/"}},
-    }
-
-
-def cronjob(name: str) -> Object:
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "metadata": {"name": name},
-        "spec": {
-            "schedule": "0 0 1 1 *",
-            "jobTemplate": {
-                "spec": {
-                    "template": {
-                        "spec": {
-                            "restartPolicy": "Never",
-                            "containers": [{"name": "runner", "image": "cronfleet-runner:x"}],
-                        }
-                    }
-                }
-            },
-        },
     }
 
 
@@ -308,12 +289,52 @@ def parallel(count: int, concurrency: int, work: Callable[[int], Any]) -> float:
     return time.monotonic() - started
 
 
-def floor_item(kube: Kube, name: str) -> None:
+@dataclass(frozen=True)
+class Writes:
+    """What the operator wrote for one Schedule: its CronJob and its status."""
+
+    cronjob: Object
+    status: Object
+
+
+def operator_writes(kube: Kube, name: str) -> Writes:
+    """The operator's writes for Schedule ``name``, read back, for the floor to repeat."""
+    cronjob = kube.get(CRONJOBS, name, OPERATOR_NAMESPACE)
+    meta = cronjob["metadata"]
+    applied = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {key: meta[key] for key in ("labels", "annotations") if key in meta},
+        "spec": cronjob["spec"],
+    }
+    return Writes(applied, kube.get(SCHEDULES, name, OPERATOR_NAMESPACE)["status"])
+
+
+def floor_item(kube: Kube, name: str, writes: Writes) -> None:
     """What the operator's writes for one Schedule cost a bare client: the user's
-    Schedule create, a CronJob create, a status patch."""
-    kube.create(SCHEDULES, schedule(name), FLOOR_NAMESPACE)
-    kube.create(CRONJOBS, cronjob(name), FLOOR_NAMESPACE)
-    kube.patch(SCHEDULES, name, {"status": {"phase": "Active"}}, FLOOR_NAMESPACE, sub="status")
+    Schedule create, then the very requests the operator sends: the CronJob's
+    server-side apply and the status patch, with the same bodies."""
+    created = kube.create(SCHEDULES, schedule(name), FLOOR_NAMESPACE)
+    owner = {
+        "apiVersion": "cronfleet.io/v1alpha1",
+        "kind": "Schedule",
+        "name": name,
+        "uid": created["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    cronjob = {
+        **writes.cronjob,
+        "metadata": {**writes.cronjob["metadata"], "name": name, "ownerReferences": [owner]},
+    }
+    kube.request(
+        "PATCH",
+        CRONJOBS.path(FLOOR_NAMESPACE, name),
+        cronjob,
+        query={"fieldManager": "cronfleet", "force": True},
+        content_type=APPLY_PATCH,
+    )
+    kube.patch(SCHEDULES, name, {"status": writes.status}, FLOOR_NAMESPACE, sub="status")
 
 
 def start_operator(
@@ -364,6 +385,37 @@ class Creation:
     rss_mib: float
 
 
+class CounterWatch:
+    """Samples the operator's request counter every 0.2 s from a thread: when it last
+    moved is the end of a burst's requests, to the sample (polling the Schedules
+    for Active, which lists thousands, is coarser)."""
+
+    def __init__(self, metrics_url: str) -> None:
+        self.metrics_url = metrics_url
+        self.value = api_requests(metrics_url)
+        self.moved = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            current = api_requests(self.metrics_url)
+            if current != self.value:
+                self.value, self.moved = current, time.monotonic()
+
+    def wait_still(self, still_seconds: float, timeout: float) -> float:
+        """Until the counter has not moved for ``still_seconds``; when it last moved."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() - self.moved < still_seconds:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the operator's requests did not stop for {still_seconds} s")
+            time.sleep(0.2)
+        self._stop.set()
+        self._thread.join()
+        return self.moved
+
+
 def create_at_once(
     kube: Kube,
     operator: subprocess.Popen[bytes],
@@ -376,6 +428,7 @@ def create_at_once(
     """Schedules s-<first> .. s-<first+count-1> created at once by ``concurrency`` threads."""
     requests_before = api_requests(metrics_url)
     _, cpu_before = process_usage(operator.pid)
+    counter = CounterWatch(metrics_url)
     began = time.monotonic()
     parallel(
         count,
@@ -383,19 +436,155 @@ def create_at_once(
         lambda i: kube.create(SCHEDULES, schedule(f"s-{first + i}"), OPERATOR_NAMESPACE),
     )
     # Listing thousands of Schedules and CronJobs loads the API server: not too often.
-    active = wait_all_active(kube, OPERATOR_NAMESPACE, first + count, 1800, poll=2)
-    settled = wait_counter_still(metrics_url, quiet, 900)
-    if time.monotonic() - settled < quiet:
-        raise RuntimeError(f"the operator's requests did not stop for {quiet} s within 900 s")
+    # The warm-up Schedule is Active too.
+    active = wait_all_active(kube, OPERATOR_NAMESPACE, 1 + first + count, 1800, poll=2)
+    # Every Schedule's last request is the status patch that made it Active: the
+    # burst is over when the counter last moved, provided it stays still after.
+    settled = counter.wait_still(quiet, 900)
     rss, cpu = process_usage(operator.pid)
     return Creation(
         count=count,
         active_seconds=active - began,
-        settled_seconds=max(settled, active) - began,
+        settled_seconds=settled - began,
         requests=api_requests(metrics_url) - requests_before,
         cpu_seconds=cpu - cpu_before,
         rss_mib=rss,
     )
+
+
+@dataclass
+class Runs:
+    """One interval of every-minute Schedules whose pods really run, in steady state."""
+
+    count: int
+    requests: float
+    cpu_seconds: float
+    jobs: Lateness
+    # Seconds from each fire time to the watch event whose status.nextRunTime moved past it.
+    next_run: list[float]
+
+
+def next_run_moves(
+    kube: Kube, version: str, prefix: str, until: float, out: dict[str, list[tuple[float, str]]]
+) -> None:
+    """Record (arrival, status.nextRunTime) of every Schedule event until ``until``."""
+    while time.time() < until:
+        remaining = max(1, math.ceil(until - time.time()))
+        for event in kube.watch(SCHEDULES, version, OPERATOR_NAMESPACE, timeout_seconds=remaining):
+            arrived = time.time()
+            body = event["object"]
+            if event["type"] == "ERROR":
+                raise RuntimeError(f"the Schedule watch failed: {body}")
+            version = body["metadata"]["resourceVersion"]
+            name = body["metadata"]["name"]
+            next_run = (body.get("status") or {}).get("nextRunTime")
+            if name.startswith(prefix) and next_run:
+                out.setdefault(name, []).append((arrived, next_run))
+            if arrived >= until:
+                return
+
+
+def measure_runs(
+    kube: Kube,
+    operator: subprocess.Popen[bytes],
+    metrics_url: str,
+    count: int,
+    concurrency: int,
+) -> Runs:
+    """``count`` Schedules every 60 s, fire times spread over the minute, pods really run.
+
+    After one minute to reach steady state, one interval is measured: every
+    Schedule fires once in it and, in steady state, as many runs start and end as
+    there are Schedules, so the operator's requests and CPU over it are per run.
+    """
+    every = 60
+    start = int(time.time()) - every
+    parallel(
+        count,
+        concurrency,
+        lambda i: kube.create(
+            SCHEDULES,
+            interval_schedule(f"r-{i}", "runs", every, start + i * every // count),
+            OPERATOR_NAMESPACE,
+        ),
+    )
+    wait_group_active(kube, "runs", count, 600)
+    time.sleep(every)
+    window_start = math.ceil(time.time()) + 1
+    moves: dict[str, list[tuple[float, str]]] = {}
+    version = kube.listing(SCHEDULES, OPERATOR_NAMESPACE)["metadata"]["resourceVersion"]
+    watcher = threading.Thread(
+        target=next_run_moves,
+        args=(kube, version, "r-", window_start + every + LATENESS_GRACE_SECONDS, moves),
+        daemon=True,
+    )
+    watcher.start()
+    while time.time() < window_start:
+        time.sleep(0.05)
+    requests_before = api_requests(metrics_url)
+    _, cpu_before = process_usage(operator.pid)
+    jobs = fire_lateness(
+        kube,
+        "r-",
+        count,
+        every,
+        grace=LATENESS_GRACE_SECONDS,
+        window_start=window_start,
+        await_complete=False,
+    )
+    # The interval is over once fire_lateness has its Jobs; wait for its end.
+    while time.time() < window_start + every:
+        time.sleep(0.05)
+    requests = api_requests(metrics_url) - requests_before
+    _, cpu_after = process_usage(operator.pid)
+    watcher.join()
+    next_run = []
+    for name, seen in moves.items():
+        index = int(name.removeprefix("r-"))
+        fire = start + index * every // count
+        while fire < window_start:
+            fire += every
+        if fire >= window_start + every:
+            continue
+        moved = [arrived for arrived, text in seen if unix_seconds(text) > fire and arrived >= fire]
+        if moved:
+            next_run.append(min(moved) - fire)
+    return Runs(count, requests, cpu_after - cpu_before, jobs, sorted(next_run))
+
+
+def run_rows(runs: Runs) -> list[tuple[str, str, str]]:
+    label = f"{runs.count} Schedules every 60 s, pods run"
+    rows = [
+        (
+            f"{label}: operator API requests per run",
+            f"{runs.requests / runs.count:.2f}",
+            f"{runs.requests:.0f} in one interval",
+        ),
+        (
+            f"{label}: operator CPU per run",
+            f"{runs.cpu_seconds / runs.count * 1000:.1f} ms",
+            f"{runs.cpu_seconds / 60 * 100:.1f}% of a core",
+        ),
+        (f"{label}: Jobs started in the interval", f"{len(runs.jobs.seconds)}/{runs.count}", ""),
+    ]
+    if runs.jobs.seconds:
+        rows.append(
+            (
+                f"{label}: fire time -> Job ADDED, p50 / p99",
+                f"{percentile(runs.jobs.seconds, 0.5) * 1000:.0f} ms",
+                f"{percentile(runs.jobs.seconds, 0.99) * 1000:.0f} ms",
+            )
+        )
+    if runs.next_run:
+        rows.append(
+            (
+                f"{label}: fire time -> nextRunTime moved on, p50 / p99",
+                f"{percentile(runs.next_run, 0.5) * 1000:.0f} ms",
+                f"{percentile(runs.next_run, 0.99) * 1000:.0f} ms "
+                f"({len(runs.next_run)}/{runs.count} seen)",
+            )
+        )
+    return rows
 
 
 def scale_rows(
@@ -406,15 +595,26 @@ def scale_rows(
     rest = total - SCALE_FIRST
     concurrency: int = args.concurrency
     quiet: float = args.scale_quiet_seconds
-    floor_first = parallel(SCALE_FIRST, concurrency, lambda i: floor_item(kube, f"f-{i}"))
-    floor_rest = parallel(rest, concurrency, lambda i: floor_item(kube, f"f-{SCALE_FIRST + i}"))
-
     metrics_port = free_port()
     metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     log_path = directory / "operator.log"
     operator = start_operator(kubeconfig, log_path, metrics_port, concurrency)
     try:
         wait_metric(metrics_url, "cronfleet_api_requests_total", 0, 60)
+        # One Schedule first: its CronJob and status are what the floor writes.
+        kube.create(SCHEDULES, schedule("warm-up"), OPERATOR_NAMESPACE)
+        wait_all_active(kube, OPERATOR_NAMESPACE, 1, 60)
+        writes = operator_writes(kube, "warm-up")
+        # The operator watches only its own namespace: the floor's writes cost it nothing.
+        # A few first, unmeasured: the operator's bursts also meet a warmed-up server.
+        parallel(concurrency * 10, concurrency, lambda i: floor_item(kube, f"w-{i}", writes))
+        floor_first = parallel(
+            SCALE_FIRST, concurrency, lambda i: floor_item(kube, f"f-{i}", writes)
+        )
+        floor_rest = parallel(
+            rest, concurrency, lambda i: floor_item(kube, f"f-{SCALE_FIRST + i}", writes)
+        )
+        CounterWatch(metrics_url).wait_still(quiet, 300)
         first = create_at_once(kube, operator, metrics_url, 0, SCALE_FIRST, concurrency, quiet)
         then = create_at_once(kube, operator, metrics_url, SCALE_FIRST, rest, concurrency, quiet)
         _, cpu_before_idle = process_usage(operator.pid)
@@ -430,11 +630,16 @@ def scale_rows(
     operator = start_operator(kubeconfig, log_path, metrics_port, concurrency)
     try:
         began = time.monotonic()
-        judged = wait_metric(metrics_url, "cronfleet_schedules_reconciled", total, 600)
+        judged = wait_metric(metrics_url, "cronfleet_schedules_reconciled", 1 + total, 600)
         restart_seconds = judged - began
         restart_writes = metric(metrics_url, "cronfleet_api_writes_total")
         restart_requests = api_requests(metrics_url)
         restart_rss, restart_cpu = process_usage(operator.pid)
+        runs = (
+            measure_runs(kube, operator, metrics_url, args.scale_runs, concurrency)
+            if args.scale_runs
+            else None
+        )
     finally:
         operator.terminate()
         operator.wait(30)
@@ -489,6 +694,7 @@ def scale_rows(
         ("restart: API requests until then", f"{restart_requests:.0f}", ""),
         ("restart: operator CPU until then", f"{restart_cpu:.1f} s", ""),
         ("restart: operator RSS then", f"{restart_rss:.0f} MiB", ""),
+        *(run_rows(runs) if runs is not None else []),
     ]
 
 
@@ -526,6 +732,12 @@ def main() -> None:
         "requests, RSS and CPU at 1,000 and at the count, idle, restart)",
     )
     parser.add_argument("--scale-count", type=int, default=10_000)
+    parser.add_argument(
+        "--scale-runs",
+        type=int,
+        default=300,
+        help="--scale: then this many every-minute Schedules whose pods run (0: none)",
+    )
     parser.add_argument(
         "--scale-quiet-seconds",
         type=int,
@@ -569,9 +781,6 @@ def main() -> None:
         print_table(rows)
         return
     try:
-        # (c) The floor: what the operator's writes cost when a bare client makes them.
-        floor = parallel(args.bulk, args.concurrency, lambda i: floor_item(kube, f"f-{i}"))
-
         log_path = directory / "operator.log"
         metrics_port = free_port()
         metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
@@ -596,6 +805,13 @@ def main() -> None:
             # (a) Latency of one Schedule, one at a time.
             kube.create(SCHEDULES, schedule("warm-up"), OPERATOR_NAMESPACE)
             wait_all_active(kube, OPERATOR_NAMESPACE, 1, 60)
+            # (c) The floor: the operator's writes for the warm-up Schedule, made
+            # by a bare client for as many Schedules (in a namespace the operator
+            # does not watch).
+            writes = operator_writes(kube, "warm-up")
+            floor = parallel(
+                args.bulk, args.concurrency, lambda i: floor_item(kube, f"f-{i}", writes)
+            )
             latencies = []
             for index in range(args.latency_samples):
                 name = f"l-{index}"

@@ -1,12 +1,11 @@
-"""kopf handlers, one module per watched kind; importing this registers them all.
+"""kopf handlers: the operator's start-up, login, probes and shutdown.
 
-The watch handlers are coroutines on purpose: kopf runs a plain function in a
-thread pool, where it would change the controller's caches and wake its
-asyncio work queue from another thread while the workers read them. As
-coroutines they run on the event loop, one at a time with everything else.
+What the operator caches comes through its own informers
+(``cronfleet.informers``), started with the controller, not through kopf's
+per-object watch handlers.
 """
 
 from cronfleet import liveness
-from cronfleet.handlers import cronjobs, jobs, lifecycle, pods, schedules, serviceaccounts
+from cronfleet.handlers import lifecycle
 
-__all__ = ["cronjobs", "jobs", "lifecycle", "liveness", "pods", "schedules", "serviceaccounts"]
+__all__ = ["lifecycle", "liveness"]

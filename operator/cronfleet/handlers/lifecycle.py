@@ -46,17 +46,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # kopf's peering is off: with several replicas, cronfleet's own leader
     # election (cronfleet.leaderelection) decides which one acts.
     settings.peering.standalone = True
-    # kopf keeps its bookkeeping in annotations under our prefix. By default it
-    # also writes status.kopf, which the Schedule's structural schema prunes:
-    # kopf would then never see its own progress and stall.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="cronfleet.io")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="cronfleet.io", key="last-handled-configuration"
-    )
     # cronfleet posts its own events with stable reasons; kopf's are noise.
     settings.posting.level = logging.ERROR
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
     config: OperatorConfig = memo.get("config") or OperatorConfig.from_env()
     api = KubeApi(lambda: _login(settings))
     election: ElectionSettings | None = (

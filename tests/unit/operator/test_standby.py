@@ -51,7 +51,7 @@ def test_a_standby_fills_its_caches_takes_no_key_and_sends_no_write() -> None:
         )
         controller.observe_schedule("ADDED", schedule("backup"))
         controller.observe_schedule("ADDED", schedule("report"))
-        controller.start()
+        controller.start(watch=False)
         try:
             for _ in range(20):
                 await asyncio.sleep(0)
