@@ -616,7 +616,11 @@ def scale_rows(
         )
         CounterWatch(metrics_url).wait_still(quiet, 300)
         first = create_at_once(kube, operator, metrics_url, 0, SCALE_FIRST, concurrency, quiet)
-        then = create_at_once(kube, operator, metrics_url, SCALE_FIRST, rest, concurrency, quiet)
+        then = (
+            create_at_once(kube, operator, metrics_url, SCALE_FIRST, rest, concurrency, quiet)
+            if rest
+            else None
+        )
         _, cpu_before_idle = process_usage(operator.pid)
         requests_before_idle = api_requests(metrics_url)
         time.sleep(args.idle_seconds)
@@ -673,11 +677,13 @@ def scale_rows(
 
     return [
         *creation_rows(first, SCALE_FIRST, floor_first),
-        *creation_rows(then, total, floor_rest),
+        *(creation_rows(then, total, floor_rest) if then is not None else []),
         (
             f"operator RSS with {total} Schedules after {args.idle_seconds} s idle",
             f"{rss_idle:.0f} MiB",
-            f"{(rss_idle - first.rss_mib) / rest * 1024:.1f} KiB per Schedule past {SCALE_FIRST}",
+            f"{(rss_idle - first.rss_mib) / rest * 1024:.1f} KiB per Schedule past {SCALE_FIRST}"
+            if rest
+            else "",
         ),
         (
             f"API requests while idle ({total} Schedules, {args.idle_seconds} s)",
