@@ -48,10 +48,13 @@ def _compact_metadata(meta: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _shared(value: Any) -> Any:
-    if type(value) is str:  # sys.intern takes exact str only
+    # Exact types first: decoded JSON holds only these, and an ABC's isinstance
+    # check costs more than the copy (a restart compacts every listed object).
+    kind = type(value)
+    if kind is str:  # sys.intern takes exact str only
         return sys.intern(value) if len(value) <= SHARED_STRING_MAX else value
-    if isinstance(value, Mapping):
+    if kind is dict or isinstance(value, Mapping):
         return {sys.intern(str(key)): _shared(item) for key, item in value.items()}
-    if isinstance(value, list):
+    if kind is list:
         return [_shared(item) for item in value]
     return value

@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 from cronfleet.metricsauth import MetricsAuth, metrics_auth
 
 DEFAULT_RUNNER_IMAGE = "ghcr.io/cronfleet/cronfleet-runner:0.1.0"
+# Which run events a Schedule gets: all of them, or only those of runs that
+# fail, cannot start or are missed (RunStarted and RunSucceeded, two requests
+# per run, are left out: the history and the metrics have them).
+RUN_EVENTS = ("all", "failures")
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class OperatorConfig:
     # kubernetes auth; empty: a self-signed one made at start.
     metrics_cert_file: str = ""
     metrics_key_file: str = ""
+    run_events: str = "all"  # one of RUN_EVENTS
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:
@@ -54,7 +59,19 @@ class OperatorConfig:
             metrics_auth=metrics_auth(env.get("CRONFLEET_METRICS_AUTH", "")),
             metrics_cert_file=cert_file,
             metrics_key_file=key_file,
+            run_events=run_events(env.get("CRONFLEET_RUN_EVENTS", "")),
         )
+
+
+def run_events(text: str) -> str:
+    """The run-events setting; a bad one stops the operator at start-up."""
+    value = text.strip().lower() or "all"
+    if value not in RUN_EVENTS:
+        raise ValueError(
+            f"CRONFLEET_RUN_EVENTS is {text!r}: use 'all' (every run's events) or 'failures' "
+            "(no RunStarted or RunSucceeded)"
+        )
+    return value
 
 
 def metrics_tls_files(env: dict[str, str]) -> tuple[str, str]:

@@ -56,7 +56,14 @@ from cronfleet.ownership import (
     own_pods,
     own_runs,
 )
-from cronfleet.reconcile import Event, Observed, decide
+from cronfleet.reconcile import (
+    Event,
+    Observed,
+    after_created,
+    decide,
+    merged_with_created,
+    posted,
+)
 from cronfleet.runs import BLOCKING_WAIT_REASONS, NO_POD_GRACE, NO_POD_REASON, job_result
 from cronfleet.timers import Timers
 from cronfleet.validation import ParamsCheck
@@ -540,10 +547,12 @@ class Controller:
                 observed = dataclasses.replace(observed, cronjob_rejection=error.message)
                 plan = decide(observed, self.config, now)
 
+        made: list[dict[str, Any]] = []
         for job in plan.create_jobs:
             try:
                 created = await self.api.create(jobs_path(namespace), job)
-                self.jobs.setdefault(label, {})[created["metadata"]["name"]] = compact(created)
+                made.append(compact(created))
+                self.jobs.setdefault(label, {})[created["metadata"]["name"]] = made[-1]
                 trigger = job["metadata"]["annotations"][TRIGGER_ANNOTATION]
                 metrics.of(metrics.runs_started, namespace, name, trigger).inc()
                 if trigger in ("Retry", "Manual"):
@@ -554,6 +563,25 @@ class Controller:
                 # A deterministic name already taken means this run exists: done.
                 if error.status != 409:
                     raise
+
+        # Marks first: the status below drops these Jobs' names from its ledger.
+        for job_name in plan.recorded:
+            try:
+                marked = await self.api.merge_patch(
+                    job_path(namespace, job_name),
+                    {"metadata": {"annotations": {RECORDED_ANNOTATION: "true"}}},
+                )
+                cached = self.jobs.get(label, {})
+                if job_name in cached and not _older(marked, cached[job_name]):
+                    cached[job_name] = compact(marked)
+            except ApiError as error:
+                if error.status != 404:  # already gone: nothing left to mark
+                    raise
+        if made:
+            # The new runs enter the history in this look's status write, not the
+            # next one's: decided again as if the Jobs and the status were in.
+            again = decide(after_created(observed, plan, made), self.config, now)
+            plan = merged_with_created(plan, again) or plan
 
         if plan.status_patch:
             # The resourceVersion makes the write conditional: a status computed
@@ -567,7 +595,7 @@ class Controller:
                 # Its watch event will bring nothing new: follow the chain now.
                 self._follow_chain(key, updated)
                 self.schedules[key] = compact(updated)
-        for event in plan.events:
+        for event in posted(plan.events, self.config):
             await self.post_event(schedule, event)
         for record in plan.finished:
             result = record.result.value if record.result else "Unknown"
@@ -589,20 +617,6 @@ class Controller:
                 log.info("deleted Job %s/%s", namespace, job_name)
             except ApiError as error:
                 if error.status != 404:  # already gone
-                    raise
-        for job_name in plan.recorded:
-            if job_name in plan.delete_jobs:
-                continue
-            try:
-                marked = await self.api.merge_patch(
-                    job_path(namespace, job_name),
-                    {"metadata": {"annotations": {RECORDED_ANNOTATION: "true"}}},
-                )
-                cached = self.jobs.get(label, {})
-                if job_name in cached and not _older(marked, cached[job_name]):
-                    cached[job_name] = compact(marked)
-            except ApiError as error:
-                if error.status != 404:  # already gone: nothing left to mark
                     raise
         if plan.delete_schedule:
             # Completed and past ttlSecondsAfterCompleted; its Jobs go with it.

@@ -17,7 +17,6 @@ the operator's CPU, and on a restart it came on top of every listed object.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -26,7 +25,7 @@ from typing import Any
 
 import aiohttp
 
-from cronfleet.kubeapi import ApiError, KubeApi
+from cronfleet.kubeapi import ApiError, KubeApi, loads
 
 log = logging.getLogger("cronfleet.informers")
 
@@ -187,7 +186,7 @@ class Informer:
         async with self.api.watch(self.watched.path(self.namespace), query) as response:
             async for line in json_lines(response):
                 try:
-                    event = json.loads(line)
+                    event = loads(line)
                 except (ValueError, RecursionError) as error:
                     log.error(
                         "undecodable event for %s: %s", self.watched.where(self.namespace), error

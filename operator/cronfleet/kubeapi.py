@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 import kopf
+import orjson
 
 FIELD_MANAGER = "cronfleet"
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -48,9 +49,19 @@ class UndecodableResponseError(Exception):
     """An answer nested deeper than this process may decode."""
 
 
-def _decode(text: str, method: str, path: str) -> Any:
+def loads(data: bytes | str) -> Any:
+    """Decode JSON with orjson (about twice as fast), or with the json module what
+    orjson refuses: it stops at 1,024 levels of nesting, the API server stores
+    objects nested up to 10,000 deep (``cronfleet.main`` lets json decode them)."""
     try:
-        return json.loads(text) if text else {}
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+def _decode(text: bytes | str, method: str, path: str) -> Any:
+    try:
+        return loads(text) if text else {}
     except json.JSONDecodeError:
         return text
     except RecursionError:
@@ -165,7 +176,7 @@ class KubeApi:
         for attempt in range(2):
             session, server = await self._connect(fresh=attempt > 0)
             async with session.get(f"{server}{path}?{urlencode(query)}") as response:
-                text = await response.text()
+                text = await response.read()
                 if response.status == 401 and attempt == 0:
                     continue  # credentials rotated: log in again once
                 parsed = _decode(text, "GET", path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,6 +38,7 @@ from cronfleet.tracking import (
     Blocked,
     Event,
     Observations,
+    Reason,
     runs_left,
     track,
 )
@@ -52,6 +53,9 @@ UPSTREAMS_FOUND = "UpstreamsFound"
 # Look again shortly after a fire time, so nextRunTime moves on even when the
 # CronJob controller reports nothing (a suspended or skipped run).
 REFRESH_DELAY = timedelta(seconds=1)
+# A run's startTime alone waits this long to be written: most runs end sooner,
+# and their end's write carries it (one status write per run saved).
+START_WRITE_DELAY = timedelta(seconds=10)
 # A referenced ServiceAccount that is missing is looked for again this often.
 SERVICE_ACCOUNT_RECHECK = timedelta(seconds=10)
 
@@ -413,11 +417,62 @@ def decide(observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
     plan.status_patch = {
         key: value for key, value in new.items() if _differs(status.get(key), value)
     }
+    held_until = start_write_held(status.get("history"), plan.status_patch, now)
+    if held_until is not None:
+        plan.status_patch = {}
+        plan.wake(held_until)
 
     # 5. Look again after the next fire time, to move nextRunTime on.
     if next_run is not None:
         plan.wake(next_run + REFRESH_DELAY)
     return plan
+
+
+# Events every run posts, whatever happens to it; the rest say something went wrong.
+ROUTINE_RUN_EVENTS = frozenset({Reason.RUN_STARTED, Reason.RUN_SUCCEEDED})
+
+
+def posted(events: Sequence[Event], config: OperatorConfig) -> list[Event]:
+    """The events to post: with run events set to failures, none of the routine ones."""
+    if config.run_events == "all":
+        return list(events)
+    return [event for event in events if event.reason not in ROUTINE_RUN_EVENTS]
+
+
+def after_created(observed: Observed, plan: Plan, created: Sequence[Manifest]) -> Observed:
+    """What the operator sees once ``plan``'s Jobs exist and its status is written."""
+    status = {**(observed.schedule.get("status") or {}), **plan.status_patch}
+    return replace(
+        observed,
+        schedule={**observed.schedule, "status": status},
+        jobs=[*observed.jobs, *created],
+        pods={**observed.pods, **{job["metadata"]["name"]: [] for job in created}},
+    )
+
+
+def merged_with_created(first: Plan, second: Plan) -> Plan | None:
+    """``first`` with what ``second`` (decided once first's Jobs were created) adds to
+    its status and events: the new runs enter the history in the same status write
+    as the fire time that started them. None when ``second`` wants to act otherwise
+    (create, delete, apply): then ``first`` is carried out alone, and the next look
+    decides the rest, as it always did."""
+    if (
+        second.create_jobs
+        or second.delete_jobs
+        or second.recorded
+        or second.apply_cronjob is not None
+        or second.delete_cronjob
+        or second.delete_schedule
+    ):
+        return None
+    return replace(
+        first,
+        status_patch={**first.status_patch, **second.status_patch},
+        events=[*first.events, *second.events],
+        finished=[*first.finished, *second.finished],
+        missed=[*first.missed, *second.missed],
+        requeue_at=second.requeue_at,
+    )
 
 
 def _paused_message(held: Suspension) -> str:
@@ -492,6 +547,33 @@ def _created(schedule: Mapping[str, Any]) -> datetime | None:
         return None
 
 
+def start_write_held(old_history: Any, patch: Mapping[str, Any], now: datetime) -> datetime | None:
+    """Until when a status write may wait, if all it would write is runs' startTimes
+    that are younger than START_WRITE_DELAY (None: write now)."""
+    new_history = patch.get("history")
+    if set(patch) != {"history"} or not isinstance(old_history, list):
+        return None
+    if not isinstance(new_history, list) or len(new_history) != len(old_history):
+        return None
+    starts: list[datetime] = []
+    for old, new in zip(old_history, new_history, strict=True):
+        if old == new:
+            continue
+        if not isinstance(old, Mapping) or not isinstance(new, Mapping) or old.get("startTime"):
+            return None
+        if {k: v for k, v in new.items() if k != "startTime"} != {
+            k: v for k, v in old.items() if k != "startTime"
+        }:
+            return None
+        try:
+            starts.append(from_rfc3339(str(new.get("startTime"))))
+        except ValueError:
+            return None
+    if not starts or min(starts) + START_WRITE_DELAY <= now:
+        return None
+    return min(starts) + START_WRITE_DELAY
+
+
 def _differs(old: Any, new: Any) -> bool:
     if old is None and new is None:
         return False
@@ -503,4 +585,13 @@ def _differs(old: Any, new: Any) -> bool:
     return bool(old != new)
 
 
-__all__ = ["Event", "Observed", "Plan", "Problem", "decide"]
+__all__ = [
+    "Event",
+    "Observed",
+    "Plan",
+    "Problem",
+    "after_created",
+    "decide",
+    "merged_with_created",
+    "posted",
+]

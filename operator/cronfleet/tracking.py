@@ -8,8 +8,9 @@ went away, apply the retry policy, start due retries and manual runs within
 ``concurrencyPolicy``, judge missed fire times.
 
 Every decision is replayable: Jobs it creates have deterministic names, and a
-run is counted once: its Job name enters ``status.recordedJobs`` (and the Job
-is annotated), whatever ``history.keep`` is.
+run is counted once: its Job name enters ``status.recordedJobs``, whatever
+``history.keep`` is, and a Job still there when its name leaves that ledger is
+annotated first.
 """
 
 from __future__ import annotations
@@ -142,6 +143,7 @@ class Tracking:
     events: list[Event] = field(default_factory=list)
     create_jobs: list[Manifest] = field(default_factory=list)
     delete_jobs: list[str] = field(default_factory=list)
+    # Jobs to mark recorded before the status write: their names leave the ledger.
     recorded: list[str] = field(default_factory=list)
     finished: list[RunRecord] = field(default_factory=list)
     missed: list[MissedRun] = field(default_factory=list)
@@ -218,6 +220,8 @@ class RunState:
     held: Suspension | None = None
     # What the latest run-now tokens led to, newest first.
     manual_runs: list[ManualRun] = field(default_factory=list)
+    # Names pushed out of recorded_jobs in this look (it keeps RECORDED_JOBS_KEPT).
+    evicted: list[str] = field(default_factory=list)
 
     @classmethod
     def read(cls, status: Mapping[str, Any]) -> RunState:
@@ -251,6 +255,7 @@ class RunState:
     def record(self, job: str) -> None:
         if job not in self.recorded_jobs:
             self.recorded_jobs.insert(0, job)
+            self.evicted += self.recorded_jobs[RECORDED_JOBS_KEPT:]
             del self.recorded_jobs[RECORDED_JOBS_KEPT:]
 
     def active(self) -> list[RunRecord]:
@@ -399,6 +404,17 @@ def track(
     # Runs still going are always listed: they are what a user looks for, and
     # what tells a run whose Job disappeared.
     history = sorted(active + finished, key=_newest_first, reverse=True)
+    # A Job whose name leaves the ledger and is still there is marked first (the
+    # controller writes marks before the status): it is never counted again. Jobs
+    # usually go long before: the CronJob's history limits and the operator's own
+    # trimming keep a few per Schedule, the ledger 200. One mark per run, written
+    # as it finished, used to cost a request on every run.
+    out.recorded = [
+        name
+        for name in dict.fromkeys(state.evicted)
+        if name in by_name
+        and (by_name[name]["metadata"].get("annotations") or {}).get(RECORDED_ANNOTATION) != "true"
+    ]
     out.failed = state.failed
     out.updates = {
         "history": _dump(history),
@@ -686,7 +702,6 @@ def _apply_retry_policy(
     newly_finished.sort(key=lambda pair: pair[0].completion_time or "")
     for record, origin in newly_finished:
         state.record(record.job)
-        out.recorded.append(record.job)
         out.finished.append(record)
         took = f" in {record.duration_seconds:.0f}s" if record.duration_seconds is not None else ""
         detail = f": {record.message}" if record.message else ""
@@ -799,7 +814,6 @@ def _make_room(
         )
         state.history[record.job] = replaced
         state.record(record.job)
-        out.recorded.append(record.job)
         out.finished.append(replaced)
         origin = state.retry_of or record.job
         _count_cancelled(state, replaced, origin, out)

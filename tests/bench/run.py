@@ -476,6 +476,8 @@ def next_run_moves(
             if event["type"] == "ERROR":
                 raise RuntimeError(f"the Schedule watch failed: {body}")
             version = body["metadata"]["resourceVersion"]
+            if event["type"] == "BOOKMARK":
+                continue
             name = body["metadata"]["name"]
             next_run = (body.get("status") or {}).get("nextRunTime")
             if name.startswith(prefix) and next_run:

@@ -426,3 +426,37 @@ def test_metrics_endpoint_exports_every_series(
         "cronfleet_operator_runs_started_total",
     ):
         assert f"# TYPE {family} " in text, family
+
+
+def test_run_events_failures_posts_no_routine_events_but_every_failure(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    operator.require_local()
+    operator.extra_env["CRONFLEET_RUN_EVENTS"] = "failures"
+    operator.restart()
+    try:
+        ok: dict[str, Any] = {"cron": NEVER, "task": "sleep", "params": {"seconds": 0}}
+        failing: dict[str, Any] = {
+            "cron": NEVER,
+            "task": "command",
+            "params": {"argv": ["sh", "-c", "exit 1"]},
+        }
+        cluster.kube.create(SCHEDULES, schedule("quiet", **ok), namespace)
+        cluster.kube.create(SCHEDULES, schedule("loud", **failing), namespace)
+        for name in ("quiet", "loud"):
+            wait_phase(cluster, namespace, name, "Active")
+            run_now(cluster, namespace, name, "a")
+        [succeeded] = finished_runs(cluster, namespace, "quiet", 1)
+        [failed] = finished_runs(cluster, namespace, "loud", 1)
+        assert (succeeded["result"], failed["result"]) == ("Succeeded", "Failed")
+        # The history has both runs; the events only the failure.
+        eventually(
+            lambda: "RunFailed" in reasons(cluster, namespace, "loud"),
+            timeout=30,
+            what="a RunFailed event",
+        )
+        assert "RunStarted" not in reasons(cluster, namespace, "loud")
+        assert not {"RunStarted", "RunSucceeded"} & set(reasons(cluster, namespace, "quiet"))
+    finally:
+        del operator.extra_env["CRONFLEET_RUN_EVENTS"]
+        operator.restart()

@@ -17,6 +17,8 @@ from cronfleet.informers import (
     vanished,
     watch_query,
 )
+from cronfleet.kubeapi import loads
+from cronfleet.main import allow_deep_objects
 
 
 def body(namespace: str, name: str) -> dict[str, object]:
@@ -102,3 +104,17 @@ def test_one_informer_per_kind_and_namespace_or_one_per_kind_for_all() -> None:
         "/apis/batch/v1/namespaces/ops/jobs",
         "/apis/batch/v1/namespaces/web/jobs",
     ]
+
+
+def test_decoding_falls_back_to_json_for_what_orjson_refuses() -> None:
+    assert loads(b'{"a": [1, 2.5, "x", null, true]}') == {"a": [1, 2.5, "x", None, True]}
+    # Deeper than orjson's 1,024 levels: the API server stores up to 10,000, and
+    # the operator lets the json module decode them.
+    allow_deep_objects()
+    deep = "[" * 3000 + "]" * 3000
+    value = loads(deep)
+    for _ in range(2999):
+        value = value[0]
+    assert value == []
+    with pytest.raises(ValueError):
+        loads(b"not json")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cronfleet.clock import to_rfc3339
 from cronfleet.config import OperatorConfig
 from cronfleet.manifests import contains
-from cronfleet.reconcile import Observed, Plan, decide
+from cronfleet.reconcile import Observed, Plan, after_created, decide, merged_with_created
 from cronfleet_runner.registry import validate_builtin_params
 
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
@@ -214,7 +215,8 @@ def test_runs_are_still_recorded_while_a_later_spec_is_invalid() -> None:
     body = schedule(task="no-such-task")
     plan = decide(Observed(body, None, None, TASKS, jobs=[done]), CONFIG, NOW)
     assert plan.status_patch["phase"] == "Invalid"
-    assert plan.status_patch["counts"]["succeeded"] == 1 and plan.recorded == ["sync-29000000"]
+    assert plan.status_patch["counts"]["succeeded"] == 1
+    assert plan.status_patch["recordedJobs"] == ["sync-29000000"]
 
 
 def finished_job(name: str, fire: str, result: str = "Complete") -> dict[str, Any]:
@@ -311,3 +313,28 @@ def test_an_at_just_before_creation_runs_when_catch_up_covers_it() -> None:
     [caught] = plan.create_jobs
     assert caught["metadata"]["annotations"]["cronfleet.io/trigger"] == "CatchUp"
     assert plan.status_patch["phase"] == "Active"
+
+
+def test_a_run_the_operator_starts_enters_the_history_in_the_same_status_write() -> None:
+    ten_ago = to_rfc3339(NOW - timedelta(minutes=10))
+    status = {"phase": "Active", "lastRunTime": ten_ago, "missedRunsCheckedUntil": ten_ago}
+    body = schedule(every="10m", startTime=to_rfc3339(NOW - timedelta(minutes=20)), status=status)
+    del body["spec"]["cron"]
+    body["metadata"]["creationTimestamp"] = to_rfc3339(NOW - timedelta(hours=1))
+    observed = Observed(body, None, None, TASKS)
+    first = decide(observed, CONFIG, NOW)
+    [job] = first.create_jobs
+    assert first.status_patch["lastRunTime"] == to_rfc3339(NOW)
+    created = {**job, "metadata": {**job["metadata"], "creationTimestamp": to_rfc3339(NOW)}}
+    again = decide(after_created(observed, first, [created]), CONFIG, NOW)
+    assert again.create_jobs == []
+    merged = merged_with_created(first, again)
+    assert merged is not None
+    # One write: the fire time handled, and the run it started.
+    assert merged.status_patch["lastRunTime"] == to_rfc3339(NOW)
+    assert [entry["job"] for entry in merged.status_patch["history"]] == [job["metadata"]["name"]]
+    assert merged.status_patch["scheduledRuns"] == 1
+    assert [event.reason for event in merged.events] == ["RunStarted"]
+    # A second look that would act otherwise is left to the next reconcile.
+    assert merged_with_created(first, Plan(create_jobs=[job])) is None
+    assert merged_with_created(first, Plan(delete_jobs=["x"])) is None

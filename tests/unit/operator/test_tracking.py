@@ -114,7 +114,8 @@ def test_a_failure_schedules_a_retry_with_backoff_and_creates_it_when_due() -> N
     entry = out.updates["history"][0]
     assert (entry["result"], entry["exitCode"], entry["message"]) == ("Failed", 1, "boom")
     assert [e.reason for e in out.events] == ["RunFailed", "RetryScheduled"]
-    assert out.recorded == ["sync-29000000"]
+    # Counted through status.recordedJobs alone: no request to mark the Job.
+    assert out.updates["recordedJobs"] == ["sync-29000000"] and out.recorded == []
 
     later = NOW + timedelta(seconds=16)
     due = track(schedule(out.updates), policy, [failed], pods, CONFIG, later)
@@ -137,6 +138,29 @@ def test_a_recorded_run_is_never_counted_again() -> None:
         schedule({**first.updates, "history": []}), spec(), [annotated], {}, CONFIG, NOW
     )
     assert trimmed.updates["counts"] == first.updates["counts"]
+
+
+def test_a_job_still_there_when_its_name_leaves_the_ledger_is_marked_first() -> None:
+    # 200 names in the ledger, the oldest a Job still there (a failed one the
+    # history limits keep); one more run finishes and pushes it out.
+    ledger = [f"sync-{index}" for index in range(200, 0, -1)]
+    lingering = job("sync-1", "Failed")
+    marked_already = job("sync-2", "Failed")
+    marked_already["metadata"]["annotations"]["cronfleet.io/recorded"] = "true"
+    finished = job("sync-201", "Succeeded")
+    state = {"recordedJobs": ledger, "counts": {"succeeded": 200}}
+    out = track(schedule(state), spec(), [lingering, finished], {}, CONFIG, NOW)
+    assert out.updates["recordedJobs"][0] == "sync-201"
+    assert "sync-1" not in out.updates["recordedJobs"]
+    assert out.recorded == ["sync-1"]
+    # Marked, it is never counted again though the ledger forgot it.
+    lingering["metadata"]["annotations"]["cronfleet.io/recorded"] = "true"
+    replay = track(schedule(out.updates), spec(), [lingering, finished], {}, CONFIG, NOW)
+    assert replay.updates["counts"] == out.updates["counts"] and replay.finished == []
+    # Two more runs push sync-2 and sync-3 out: sync-2 is marked, sync-3 is gone.
+    more = [job("sync-202", "Succeeded"), job("sync-203", "Succeeded")]
+    later = track(schedule(out.updates), spec(), [marked_already, *more], {}, CONFIG, NOW)
+    assert later.recorded == []
 
 
 def test_success_resets_the_retry_cycle() -> None:
