@@ -76,6 +76,8 @@ Body = dict[str, Any]
 
 ERROR_BACKOFF_MAX = 60.0
 FAILURES_BEFORE_EVENT = 3
+# How long reconciling waits for every kind's first listing (seconds at most, as a rule).
+LISTING_WAIT_SECONDS = 60
 EVENT_LOOKUP_INTERVAL = timedelta(seconds=15)
 
 
@@ -393,7 +395,25 @@ class Controller:
 
     async def _await_listings(self) -> None:
         started = time.monotonic()
-        await asyncio.gather(*(informer.listed.wait() for informer in self.informers))
+        waits = {
+            asyncio.ensure_future(informer.listed.wait()): informer for informer in self.informers
+        }
+        if waits:
+            _, pending = await asyncio.wait(waits, timeout=LISTING_WAIT_SECONDS)
+            if pending:
+                # A kind the operator may not list (RBAC) must not stop every
+                # Schedule: judge without it, and say which (its informer keeps
+                # retrying and warns at each failure).
+                missing = ", ".join(
+                    sorted(waits[w].watched.where(waits[w].namespace) for w in pending)
+                )
+                log.error(
+                    "not listed after %d s: %s; reconciling without them",
+                    LISTING_WAIT_SECONDS,
+                    missing,
+                )
+                for wait in pending:
+                    wait.cancel()
         log.info(
             "listed %d Schedules, %d CronJobs, %d Jobs in %.1f s",
             len(self.schedules),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import logging
 import os
 import socket
@@ -43,6 +44,21 @@ def allow_deep_objects() -> None:
     """Let this process decode, copy and encode anything the API server can store."""
     sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     threading.stack_size(max(threading.stack_size(), THREAD_STACK_BYTES))
+
+
+# The caches hold millions of small containers (10,000 Schedules and their
+# CronJobs), which the cyclic collector would otherwise walk again and again
+# while they are listed at start: young collections come every 700 allocations
+# by default. Reference counting frees almost everything here anyway.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_collector() -> None:
+    """Collect cycles less often, and never walk what start-up loaded (modules, classes)."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -110,6 +126,8 @@ def main(argv: list[str] | None = None) -> None:
     config = dataclasses.replace(config, namespaces=namespaces)
 
     import cronfleet.handlers  # noqa: F401, PLC0415  (registers the handlers)
+
+    tune_collector()
 
     kopf.configure(
         verbose=args.verbose,
