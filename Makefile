@@ -70,7 +70,7 @@ bench: binaries ## Benchmarks on a fresh local control plane; prints a table wit
 	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
 
 .PHONY: bench-scale
-bench-scale: binaries ## 10,000 Schedules on one operator: creation, requests, RSS, CPU, idle, restart (~15 min)
+bench-scale: binaries ## 10,000 Schedules on one operator: creation, requests, RSS, CPU, idle, restart, runs (~11 min)
 	$(BIN)/python -m tests.bench.run --scale $(BENCH_ARGS)
 
 .PHONY: e2e-kind

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,8 @@ WATCH_SECONDS = 300
 RETRY_MIN_SECONDS = 1.0
 RETRY_MAX_SECONDS = 30.0
 CHUNK_BYTES = 1 << 20
+# A watch that ends sooner than this, without an error, counts as a failure.
+SHORT_WATCH_SECONDS = 1.0
 
 Body = Mapping[str, Any]
 Observe = Callable[[str | None, Body], None]
@@ -211,8 +214,15 @@ class Informer:
             try:
                 if not self.resource_version:
                     await self.list_all()
+                began = time.monotonic()
                 await self.watch()
-                failures = 0
+                if time.monotonic() - began >= SHORT_WATCH_SECONDS:
+                    failures = 0
+                else:
+                    # Ended at once, without an error: back off all the same,
+                    # or a server that keeps doing so would be asked in a loop.
+                    failures += 1
+                    await asyncio.sleep(retry_delay(failures))
             except asyncio.CancelledError:
                 raise
             except GoneError:
